@@ -25,8 +25,9 @@ import flax.linen as nn
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   name: str
-  make_generator: Callable[[Any], nn.Module]  # config.model -> module
-  make_discriminator: Optional[Callable[[Any], nn.Module]]
+  # (config.model, compute dtype) -> module. Factories read knobs with .get(key, default).
+  make_generator: Callable[[Any, Any], nn.Module]
+  make_discriminator: Optional[Callable[[Any, Any], nn.Module]]
   multiple: int
 
 
