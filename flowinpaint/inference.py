@@ -1,0 +1,224 @@
+"""Inpainters: one call signature for classical methods and trained generators.
+
+An inpainter takes a uint8 HxWx3 RGB image and a bool HxW mask (True = hole) and returns a uint8
+HxWx3 image of the same size, composited (`out = pred * m + x * (1 - m)` at uint8 level), so the
+pixels outside the hole are the input's, bit for bit. An empty mask returns the input unchanged
+without running anything. Alpha channels and grayscale belong to the tool layer (image_io).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Protocol, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flowinpaint.errors import UserError
+
+CLASSICAL_METHODS = ("telea", "ns")
+
+
+class Inpainter(Protocol):
+  """`inpainter(rgb uint8 HxWx3, mask bool HxW) -> uint8 HxWx3`, composited."""
+
+  def __call__(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    ...
+
+
+def as_hole_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+  """A bool HxW hole map from a bool, 0/1, 0/255 or float [0, 1] mask (HxW or HxWx1).
+
+  Raises ValueError naming both sizes when the mask does not match `shape` (H, W).
+  """
+  mask = np.asarray(mask)
+  if mask.ndim == 3 and mask.shape[-1] == 1:
+    mask = mask[..., 0]
+  if mask.shape != tuple(shape):
+    raise ValueError(f"mask size {_hw(mask.shape)} does not match image size {_hw(shape)}")
+  if mask.dtype == bool:
+    return mask
+  if np.issubdtype(mask.dtype, np.floating):
+    return mask >= 0.5
+  # A 0/1 integer mask is an array convention; anything larger is a 0-255 file (> 127 = hole).
+  return mask >= 1 if mask.max(initial=0) <= 1 else mask > 127
+
+
+def _hw(shape: Sequence[int]) -> str:
+  return f"{shape[1]}x{shape[0]} (WxH)" if len(shape) >= 2 else str(tuple(shape))
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+  rgb = np.asarray(rgb)
+  if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+    raise ValueError(f"expected a uint8 HxWx3 RGB image, got {rgb.dtype} {rgb.shape}")
+  return rgb
+
+
+def composite(pred: np.ndarray, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+  """Pastes `pred` (uint8) into the hole of `rgb` (uint8); elsewhere `rgb` is kept bit for bit."""
+  return np.where(hole[..., None], pred, rgb).astype(np.uint8)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+  """[-1, 1] float -> uint8, rounding to nearest (NaN -> 0 so garbage never wraps around)."""
+  x = np.nan_to_num(np.asarray(x, np.float32), nan=-1.0)
+  return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class ClassicalInpainter:
+  """OpenCV Telea / Navier-Stokes as an Inpainter."""
+
+  def __init__(self, method: str = "telea", radius: int = 3):
+    if method not in CLASSICAL_METHODS:
+      raise ValueError(f"unknown classical method {method!r}; choose one of {CLASSICAL_METHODS}")
+    self.method = method
+    self.radius = int(radius)
+    self.name = f"opencv-{method}"
+
+  def __call__(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from flowinpaint.classical.opencv import inpaint_opencv
+    rgb = _check_rgb(rgb)
+    hole = as_hole_mask(mask, rgb.shape[:2])
+    if not hole.any():
+      return rgb.copy()
+    return inpaint_opencv(rgb, hole, method=self.method, radius=self.radius)
+
+  def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """[N,H,W,3] uint8, [N,H,W] -> [N,H,W,3] uint8 (one image at a time)."""
+    return np.stack([self(x, m) for x, m in zip(images, masks)])
+
+  def __repr__(self) -> str:
+    return f"ClassicalInpainter(method={self.method!r}, radius={self.radius})"
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
+  """Pads NHWC `x` at the bottom and right to a multiple of `multiple` by reflection.
+
+  numpy's 'reflect' repeats the reflection when the pad is larger than the image, and an axis of
+  length 1 (where reflection is undefined) degenerates to edge padding, so every size works.
+  """
+  h, w = x.shape[1:3]
+  ph, pw = (-h) % multiple, (-w) % multiple
+  if ph == 0 and pw == 0:
+    return x
+  return np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+
+
+class ModelInpainter:
+  """A trained generator (registry contract) as an Inpainter.
+
+  The image goes to [-1, 1], is reflect-padded to `multiple` (the mask too, so reflected hole
+  content stays inside the hole), runs through `generator.apply(..., train=False)['output']`
+  under jit (one compiled function per input shape, cached by jit), is cropped back and
+  composited at uint8 level.
+  """
+
+  def __init__(self, generator: Any, variables: Any, multiple: int, *, max_batch: int = 8,
+               model_name: Optional[str] = None, config: Any = None):
+    self.generator = generator
+    self.variables = variables
+    self.multiple = max(int(multiple), 1)
+    self.max_batch = max(int(max_batch), 1)
+    self.model_name = model_name or type(generator).__name__
+    self.name = self.model_name
+    self.config = config
+    self.compiled_shapes: set[tuple[int, ...]] = set()
+
+    def run(variables, image, mask):
+      out = generator.apply(variables, image, mask, train=False)
+      return out["output"]
+
+    self._run = jax.jit(run)
+
+  @classmethod
+  def from_checkpoint(cls, path: str, **kwargs) -> "ModelInpainter":
+    """Loads a generator written by flowinpaint's trainer; UserError if `path` is not one."""
+    if not os.path.exists(path):
+      raise UserError(f"checkpoint {path!r} does not exist")
+    try:
+      from flowinpaint.train import checkpointing
+    except ImportError as e:
+      raise UserError(f"cannot load checkpoints in this install ({e})") from e
+    loaded = checkpointing.load_for_inference(path)
+    inpainter = cls(loaded.generator, loaded.variables, loaded.multiple,
+                    model_name=getattr(loaded, "model_name", None),
+                    config=getattr(loaded, "config", None), **kwargs)
+    inpainter.check_is_inpainter(source=path)
+    return inpainter
+
+  def check_is_inpainter(self, source: str = "the model") -> None:
+    """Traces the generator once (no compute) and checks it maps an image to an image.
+
+    Catches checkpoints of other kinds (a flow network, a discriminator) before any real work.
+    """
+    size = max(self.multiple, 64)
+    size = -(-size // self.multiple) * self.multiple
+    image = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+    mask = jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)
+    try:
+      out = jax.eval_shape(
+          lambda v, x, m: self.generator.apply(v, x, m, train=False), self.variables, image, mask)
+    except Exception as e:  # pylint: disable=broad-except
+      raise UserError(
+          f"{source} (model {self.model_name!r}) is not an image inpainting generator: "
+          f"it does not take (image, mask) ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+      ) from e
+    shape = getattr(out.get("output"), "shape", None) if isinstance(out, dict) else None
+    if shape != (1, size, size, 3):
+      raise UserError(
+          f"{source} (model {self.model_name!r}) is not an image inpainting generator: its "
+          f"output is {shape if shape is not None else type(out).__name__}, expected an RGB image")
+
+  def predict(self, images: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """Raw (not composited) uint8 predictions for [N,H,W,3] uint8 and bool [N,H,W] holes."""
+    n, h, w = images.shape[:3]
+    x = images.astype(np.float32) / 127.5 - 1.0
+    m = holes.astype(np.float32)[..., None]
+    x, m = pad_to_multiple(x, self.multiple), pad_to_multiple(m, self.multiple)
+    outs = []
+    for i in range(0, n, self.max_batch):
+      xb, mb = x[i:i + self.max_batch], m[i:i + self.max_batch]
+      self.compiled_shapes.add(xb.shape)
+      outs.append(np.asarray(self._run(self.variables, xb, mb)))
+    pred = np.concatenate(outs)[:, :h, :w, :3]
+    return to_uint8(pred)
+
+  def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """[N,H,W,3] uint8, [N,H,W] masks -> [N,H,W,3] uint8, composited; batches of max_batch."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"expected uint8 [N,H,W,3] images, got {images.dtype} {images.shape}")
+    holes = np.stack([as_hole_mask(m, images.shape[1:3]) for m in masks])
+    out = images.copy()
+    todo = np.flatnonzero(holes.reshape(len(holes), -1).any(axis=1))
+    if todo.size:
+      pred = self.predict(images[todo], holes[todo])
+      out[todo] = composite(pred, images[todo], holes[todo])
+    return out
+
+  def __call__(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    rgb = _check_rgb(rgb)
+    hole = as_hole_mask(mask, rgb.shape[:2])
+    if not hole.any():
+      return rgb.copy()
+    return composite(self.predict(rgb[None], hole[None])[0], rgb, hole)
+
+  def __repr__(self) -> str:
+    return f"ModelInpainter(model={self.model_name!r}, multiple={self.multiple})"
+
+
+def inpaint_batch(inpainter: Inpainter, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+  """Runs `inpainter` over [N,H,W,3] uint8 and [N,H,W] masks, batched when it can be."""
+  batch = getattr(inpainter, "inpaint_batch", None)
+  if batch is not None:
+    return batch(images, masks)
+  return np.stack([inpainter(x, m) for x, m in zip(images, masks)])
+
+
+def make_inpainter(spec: str, *, radius: int = 3, **kwargs) -> Inpainter:
+  """'telea' / 'ns' -> ClassicalInpainter; anything else is a checkpoint path -> ModelInpainter."""
+  if spec in CLASSICAL_METHODS:
+    return ClassicalInpainter(spec, radius=radius)
+  return ModelInpainter.from_checkpoint(spec, **kwargs)

@@ -1,0 +1,124 @@
+"""Tests for the Inpainter protocol: classical and model inpainters."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flowinpaint import inference
+from flowinpaint.errors import UserError
+
+
+class TinyGenerator(nn.Module):
+  """One conv over [masked image, mask]; follows the registry contract."""
+  multiple: int = 8
+
+  @nn.compact
+  def __call__(self, image, mask, *, train: bool):
+    h, w = image.shape[1:3]
+    assert h % self.multiple == 0 and w % self.multiple == 0, (h, w)
+    x = jnp.concatenate([image * (1 - mask), mask], axis=-1)
+    return {"output": jnp.tanh(nn.Conv(3, (3, 3))(x))}
+
+
+class NotAnInpainter(nn.Module):
+  """A flow-like network: two output channels."""
+
+  @nn.compact
+  def __call__(self, image, mask, *, train: bool):
+    return {"output": nn.Conv(2, (3, 3))(image)}
+
+
+def _model(multiple=8, **kw):
+  gen = TinyGenerator(multiple=multiple)
+  variables = gen.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 1)),
+                       train=False)
+  return inference.ModelInpainter(gen, variables, multiple, **kw)
+
+
+def _image(h, w, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _mask(h, w, frac=0.3, seed=1):
+  return np.random.default_rng(seed).random((h, w)) < frac
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (7, 13), (33, 51), (8, 16), (513 // 16, 1)])
+def test_model_any_size_composited(h, w):
+  inp = _model()
+  rgb, mask = _image(h, w), _mask(h, w, frac=0.5)
+  mask.flat[0] = True
+  out = inp(rgb, mask)
+  assert out.shape == rgb.shape and out.dtype == np.uint8
+  np.testing.assert_array_equal(out[~mask], rgb[~mask])
+
+
+def test_model_fills_the_hole_with_the_prediction():
+  inp = _model()
+  rgb, mask = _image(16, 24), _mask(16, 24)
+  out = inp(rgb, mask)
+  pred = inp.predict(rgb[None], mask[None])[0]
+  np.testing.assert_array_equal(out[mask], pred[mask])
+
+
+def test_empty_mask_returns_input_without_running():
+  inp = _model()
+  rgb = _image(10, 11)
+  out = inp(rgb, np.zeros((10, 11), bool))
+  np.testing.assert_array_equal(out, rgb)
+  assert not inp.compiled_shapes  # nothing ran
+
+
+def test_mask_conventions_and_size_mismatch():
+  inp = _model()
+  rgb = _image(9, 10)
+  m01 = _mask(9, 10).astype(np.uint8)
+  out01 = inp(rgb, m01)
+  np.testing.assert_array_equal(out01, inp(rgb, m01 * 255))
+  np.testing.assert_array_equal(out01, inp(rgb, m01.astype(np.float32)[..., None]))
+  with pytest.raises(ValueError, match=r"10x9.*9x10|9x10.*10x9"):
+    inp(rgb, np.ones((10, 9), bool))
+
+
+def test_batch_matches_single_calls():
+  inp = _model(max_batch=2)
+  images = np.stack([_image(12, 12, s) for s in range(5)])
+  masks = np.stack([_mask(12, 12, seed=s) for s in range(5)])
+  masks[3] = False
+  out = inference.inpaint_batch(inp, images, masks)
+  for i in range(5):
+    np.testing.assert_array_equal(out[i], inp(images[i], masks[i]))
+  np.testing.assert_array_equal(out[3], images[3])
+
+
+def test_check_is_inpainter():
+  _model().check_is_inpainter()
+  gen = NotAnInpainter()
+  variables = gen.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 1)),
+                       train=False)
+  with pytest.raises(UserError, match="not an image inpainting generator"):
+    inference.ModelInpainter(gen, variables, 8).check_is_inpainter()
+
+
+def test_pad_to_multiple_reflects():
+  x = np.arange(3, dtype=np.float32).reshape(1, 1, 3, 1)
+  y = inference.pad_to_multiple(x, 4)
+  assert y.shape == (1, 4, 4, 1)
+  np.testing.assert_array_equal(y[0, 0, :, 0], [0, 1, 2, 1])
+
+
+@pytest.mark.parametrize("method", ["telea", "ns"])
+def test_make_inpainter_classical(method):
+  inp = inference.make_inpainter(method, radius=4)
+  assert isinstance(inp, inference.ClassicalInpainter) and inp.radius == 4
+  rgb, mask = _image(21, 19), _mask(21, 19)
+  out = inp(rgb, mask)
+  np.testing.assert_array_equal(out[~mask], rgb[~mask])
+  np.testing.assert_array_equal(inp(rgb, np.zeros_like(mask)), rgb)
+
+
+def test_make_inpainter_missing_checkpoint(tmp_path):
+  with pytest.raises(UserError, match="does not exist"):
+    inference.make_inpainter(str(tmp_path / "nope"))
