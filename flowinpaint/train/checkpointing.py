@@ -1,0 +1,136 @@
+"""Checkpoints: the only module that imports orbax.
+
+A checkpoint step holds three items: 'generator' (the generator's variables, enough for
+inference), 'train' (optimiser states, discriminator, step, PRNG key) and 'metadata' (JSON: the
+model name and config, the data position). Saves are async and atomic; only finalised steps are
+ever restored, so a run killed mid-save resumes from the previous one.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from flowinpaint.errors import UserError
+
+PyTree = Any
+_ITEMS = ("generator", "train", "metadata")
+
+
+class Checkpointer:
+  """Periodic async saves under `directory`, keeping the newest `keep` steps."""
+
+  def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+        create=True)
+    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=_ITEMS)
+
+  def latest_step(self) -> Optional[int]:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state, metadata: dict[str, Any]) -> bool:
+    """Saves `state` (a GanState) at `step` unless that step exists. Returns whether it saved."""
+    if step in self._manager.all_steps():
+      return False
+    generator, train = _split_state(state)
+    return self._manager.save(step, args=ocp.args.Composite(
+        generator=ocp.args.StandardSave(generator), train=ocp.args.StandardSave(train),
+        metadata=ocp.args.JsonSave(metadata)), force=True)
+
+  def restore(self, step: int, abstract_state) -> tuple[Any, dict[str, Any]]:
+    """Restores into the structure, shapes and shardings of `abstract_state`."""
+    generator, train = _split_state(abstract_state)
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        generator=ocp.args.StandardRestore(generator), train=ocp.args.StandardRestore(train),
+        metadata=ocp.args.JsonRestore()))
+    return _merge_state(abstract_state, restored.generator, restored.train), restored.metadata
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def _split_state(state) -> tuple[PyTree, PyTree]:
+  train = {"step": state.step, "rng": state.rng, "g_opt": state.g_opt, "d_vars": state.d_vars,
+           "d_opt": state.d_opt}
+  return state.g_vars, train
+
+
+def _merge_state(like, generator: PyTree, train: PyTree):
+  return like.replace(g_vars=generator, **train)
+
+
+@dataclasses.dataclass
+class InferenceBundle:
+  """What a tool needs to run a trained generator."""
+  model_name: str
+  config: ml_collections.ConfigDict
+  generator: Any  # flax.linen.Module
+  variables: dict[str, Any]
+  multiple: int
+  step: int
+
+
+def find_checkpoint(path: str) -> tuple[str, Optional[int]]:
+  """Accepts a workdir, its checkpoints/ folder or one step folder; returns (dir, step or None)."""
+  path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.exists(path):
+    raise UserError(f"checkpoint {path} does not exist")
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    return os.path.join(path, "checkpoints"), None
+  if os.path.isdir(os.path.join(path, "metadata")) and os.path.basename(path).isdigit():
+    return os.path.dirname(path), int(os.path.basename(path))
+  if any(name.isdigit() for name in os.listdir(path)) if os.path.isdir(path) else False:
+    return path, None
+  raise UserError(f"{path} is not a flowinpaint checkpoint (expected a training workdir, its "
+                  "checkpoints/ folder, or one numbered step folder inside it)")
+
+
+def load_for_inference(path: str) -> InferenceBundle:
+  """Loads the newest (or the given) step's generator with the model recorded in its metadata."""
+  from flowinpaint.models import registry  # Lazy: keeps orbax-free users light.
+
+  directory, step = find_checkpoint(path)
+  manager = ocp.CheckpointManager(directory, item_names=_ITEMS,
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise UserError(f"{directory} holds no finished checkpoint")
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          generator=ocp.args.StandardRestore(), metadata=ocp.args.JsonRestore()))
+    except (FileNotFoundError, ValueError, KeyError) as e:
+      raise UserError(f"{directory} step {step} is not a readable flowinpaint checkpoint ({e})")
+  finally:
+    manager.close()
+  metadata = restored.metadata or {}
+  if "config" not in metadata or "model" not in metadata.get("config", {}):
+    raise UserError(f"{directory} step {step} has no flowinpaint metadata; is it a checkpoint of "
+                    "another program?")
+  config = ml_collections.ConfigDict(metadata["config"])
+  try:
+    spec = registry.get(config.model.name)
+  except KeyError as e:
+    raise UserError(f"checkpoint model: {e.args[0]}")
+  from flowinpaint.train.train import compute_dtype
+  generator = spec.make_generator(config.model, compute_dtype(config))
+  variables = jax.tree.map(jax.numpy.asarray, restored.generator)
+  return InferenceBundle(model_name=spec.name, config=config, generator=generator,
+                         variables=variables, multiple=spec.multiple, step=step)
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return json.loads(config.to_json())

@@ -1,0 +1,123 @@
+"""Loss functions of the inpainting GANs. Images are [B, H, W, C] in [-1, 1]; masks [B, H, W, 1], 1 = hole."""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def l1(pred: Array, target: Array) -> Array:
+  """Mean absolute error over every pixel (DeepFill v2's reconstruction loss)."""
+  return jnp.mean(jnp.abs(pred - target))
+
+
+def mse_hole(pred: Array, target: Array, mask: Array) -> Array:
+  """GLCIC's masked MSE: mean over pixels of (M * (pred - target))^2."""
+  return jnp.mean(jnp.square(mask * (pred - target)))
+
+
+def spatial_discount(mask: Array, *, gamma: float) -> Array:
+  """DeepFill v1's spatial discount: gamma ** (distance to the nearest known pixel).
+
+  Computed per sample from the hole's bounding box as the reference does (the distance of a
+  hole pixel to the box border), so pixels deep inside a hole weigh less.
+
+  Args:
+    mask: [B, H, W, 1], 1 = hole.
+    gamma: discount per pixel of distance (paper 0.99).
+
+  Returns:
+    [B, H, W, 1] weights, 1 outside the hole.
+  """
+  h, w = mask.shape[1:3]
+  rows = jnp.any(mask[..., 0] > 0.5, axis=2)  # [B, H]
+  cols = jnp.any(mask[..., 0] > 0.5, axis=1)  # [B, W]
+
+  def distance_to_box_border(occupied: Array, n: int) -> Array:
+    idx = jnp.arange(n)
+    first = jnp.argmax(occupied, axis=-1)[:, None]
+    last = (n - 1 - jnp.argmax(occupied[:, ::-1], axis=-1))[:, None]
+    return jnp.minimum(idx[None] - first, last - idx[None])  # [B, n], >= 0 inside the box.
+
+  dy = distance_to_box_border(rows, h)[:, :, None]
+  dx = distance_to_box_border(cols, w)[:, None, :]
+  weight = jnp.maximum(gamma ** jnp.maximum(dy, 0), gamma ** jnp.maximum(dx, 0))
+  weight = weight[..., None].astype(mask.dtype)
+  return jnp.where(mask > 0.5, weight, 1.0)
+
+
+def discounted_l1(pred: Array, target: Array, mask: Array, *, gamma: float) -> Array:
+  """DeepFill v1: spatially discounted L1 inside the hole plus plain L1 outside it."""
+  weight = spatial_discount(mask, gamma=gamma)
+  hole = jnp.mean(jnp.abs(pred - target) * weight * mask)
+  known = jnp.mean(jnp.abs(pred - target) * (1.0 - mask))
+  return hole + known
+
+
+def reconstruction_loss(kind: str, *, gamma: float = 0.99) -> Callable[[Array, Array, Array], Array]:
+  """Returns `fn(pred, target, mask) -> scalar` for a config name."""
+  if kind == "l1":
+    return lambda p, t, m: l1(p, t)
+  if kind == "mse_hole":
+    return mse_hole
+  if kind == "discounted_l1":
+    return lambda p, t, m: discounted_l1(p, t, m, gamma=gamma)
+  raise ValueError(f"unknown reconstruction loss {kind!r}; choose l1, mse_hole or discounted_l1")
+
+
+# --- Adversarial losses: (discriminator loss on real/fake logits, generator loss on fake logits).
+
+
+def hinge_d(real: Array, fake: Array) -> Array:
+  """SN-PatchGAN hinge loss with neuralgym's 0.5 factors."""
+  return 0.5 * jnp.mean(jax.nn.relu(1.0 - real)) + 0.5 * jnp.mean(jax.nn.relu(1.0 + fake))
+
+
+def hinge_g(fake: Array) -> Array:
+  return -jnp.mean(fake)
+
+
+def bce_d(real: Array, fake: Array) -> Array:
+  """GLCIC's binary cross-entropy on logits (real -> 1, fake -> 0)."""
+  return jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake))
+
+
+def bce_g(fake: Array) -> Array:
+  return jnp.mean(jax.nn.softplus(-fake))
+
+
+def wgan_d(real: Array, fake: Array) -> Array:
+  """WGAN critic loss (the gradient penalty is added by the step, it needs the critic)."""
+  return jnp.mean(fake) - jnp.mean(real)
+
+
+def wgan_g(fake: Array) -> Array:
+  return -jnp.mean(fake)
+
+
+ADVERSARIAL = {
+    "hinge": (hinge_d, hinge_g),
+    "bce": (bce_d, bce_g),
+    "wgan_gp": (wgan_d, wgan_g),
+}
+
+
+def gradient_penalty(critic: Callable[[Array], Array], real: Array, fake: Array, mask: Array,
+                     alpha: Array) -> Array:
+  """WGAN-GP penalty, masked by the hole as DeepFill v1 does.
+
+  Args:
+    critic: x [B, H, W, C] -> scores (any shape, summed per sample).
+    real, fake: [B, H, W, C].
+    mask: [B, H, W, 1], 1 = hole; the gradient norm is taken over hole pixels only.
+    alpha: [B, 1, 1, 1] interpolation weights in [0, 1].
+
+  Returns:
+    mean over the batch of (||grad * mask|| - 1)^2.
+  """
+  x = real + alpha * (fake - real)
+  grads = jax.grad(lambda v: jnp.sum(critic(v)))(x)
+  norm = jnp.sqrt(jnp.sum(jnp.square(grads * mask), axis=(1, 2, 3)) + 1e-12)
+  return jnp.mean(jnp.square(norm - 1.0))

@@ -1,0 +1,187 @@
+"""Pure train and eval step functions for every inpainting GAN.
+
+One generator forward and backward per step: the generator's output is computed once under
+`jax.vjp`; the discriminator learns on it (stop-gradient), then the generator's loss is
+differentiated with respect to that output and pulled back through the saved vjp. The phase is
+a static argument, so at most three executables are compiled.
+"""
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+from clu import metrics as clu_metrics
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from flowinpaint.train import losses
+from flowinpaint.train.phases import Phase
+from flowinpaint.train.state import GanState
+
+METRIC_NAMES = ("g_loss", "recon_loss", "g_adv_loss", "d_loss", "d_real", "d_fake",
+                "gradient_penalty", "l1_hole", "g_grad_norm", "d_grad_norm")
+
+
+@flax.struct.dataclass
+class TrainMetrics(clu_metrics.Collection):
+  g_loss: clu_metrics.Average.from_output("g_loss")
+  recon_loss: clu_metrics.Average.from_output("recon_loss")
+  g_adv_loss: clu_metrics.Average.from_output("g_adv_loss")
+  d_loss: clu_metrics.Average.from_output("d_loss")
+  d_real: clu_metrics.Average.from_output("d_real")
+  d_fake: clu_metrics.Average.from_output("d_fake")
+  gradient_penalty: clu_metrics.Average.from_output("gradient_penalty")
+  l1_hole: clu_metrics.Average.from_output("l1_hole")
+  g_grad_norm: clu_metrics.Average.from_output("g_grad_norm")
+  d_grad_norm: clu_metrics.Average.from_output("d_grad_norm")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """The hashable subset of config.loss that the step needs."""
+  reconstruction: str = "l1"
+  reconstruction_weight: float = 1.0
+  coarse_weight: float = 1.0
+  adversarial: str = "hinge"
+  adversarial_weight: float = 1.0
+  gp_weight: float = 10.0
+  discount_gamma: float = 0.99
+  d_steps: int = 1
+
+  @classmethod
+  def from_config(cls, config) -> "LossConfig":
+    c = config.loss
+    return cls(reconstruction=c.reconstruction, reconstruction_weight=c.reconstruction_weight,
+               coarse_weight=c.coarse_weight, adversarial=c.adversarial,
+               adversarial_weight=c.adversarial_weight, gp_weight=c.gp_weight,
+               discount_gamma=c.discount_gamma, d_steps=config.d_steps_per_g_step)
+
+
+def composite(pred: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:
+  """The generator's prediction inside the hole, the input everywhere else."""
+  return pred * mask + image * (1.0 - mask)
+
+
+def _split_vars(variables):
+  params = variables["params"]
+  rest = {k: v for k, v in variables.items() if k != "params"}
+  return params, rest
+
+
+def _apply(module, params, rest, *args, train: bool):
+  """Applies a module; returns (output, updated non-param collections)."""
+  variables = {"params": params, **rest}
+  if train and rest:
+    out, updated = module.apply(variables, *args, train=True, mutable=list(rest))
+    return out, dict(updated)
+  return module.apply(variables, *args, train=train), rest
+
+
+def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.GradientTransformation,
+                    d_tx: Optional[optax.GradientTransformation], loss_cfg: LossConfig
+                    ) -> Callable[..., tuple[GanState, TrainMetrics]]:
+  """Builds `train_step(state, batch, phase) -> (state, metrics)`.
+
+  `batch` = {'image': [B, H, W, 3] in [-1, 1], 'mask': [B, H, W, 1], 1 = hole}. `phase` is a
+  `Phase` and must be static under jit; `state` may be donated.
+  """
+  recon_fn = losses.reconstruction_loss(loss_cfg.reconstruction, gamma=loss_cfg.discount_gamma)
+  adv_name = loss_cfg.adversarial
+  if discriminator is not None and adv_name not in losses.ADVERSARIAL:
+    raise ValueError(f"unknown adversarial loss {adv_name!r}; choose from "
+                     f"{sorted(losses.ADVERSARIAL)}")
+  d_adv, g_adv = losses.ADVERSARIAL.get(adv_name, (None, None))
+
+  def d_update(d_vars, d_opt, real, fake, mask, rng):
+    d_params, d_rest = _split_vars(d_vars)
+
+    def loss_fn(params):
+      both = jnp.concatenate([real, fake], axis=0)
+      both_mask = jnp.concatenate([mask, mask], axis=0)
+      logits, new_rest = _apply(discriminator, params, d_rest, both, both_mask, train=True)
+      real_logits, fake_logits = jnp.split(logits, 2, axis=0)
+      loss = d_adv(real_logits, fake_logits)
+      gp = jnp.zeros(())
+      if adv_name == "wgan_gp":
+        alpha = jax.random.uniform(rng, (real.shape[0], 1, 1, 1))
+        critic = lambda x: _apply(discriminator, params, new_rest, x, mask, train=False)[0]
+        gp = losses.gradient_penalty(critic, real, fake, mask, alpha)
+        loss = loss + loss_cfg.gp_weight * gp
+      aux = (new_rest, jnp.mean(real_logits), jnp.mean(fake_logits), gp)
+      return loss, aux
+
+    (loss, (new_rest, d_real, d_fake, gp)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        d_params)
+    updates, d_opt = d_tx.update(grads, d_opt, d_params)
+    d_params = optax.apply_updates(d_params, updates)
+    stats = dict(d_loss=loss, d_real=d_real, d_fake=d_fake, gradient_penalty=gp,
+                 d_grad_norm=optax.global_norm(grads))
+    return {"params": d_params, **new_rest}, d_opt, stats
+
+  def train_step(state: GanState, batch, phase: Phase):
+    image, mask = batch["image"], batch["mask"]
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    stats = {name: jnp.zeros((), jnp.float32) for name in METRIC_NAMES}
+    g_params, g_rest = _split_vars(state.g_vars)
+
+    def forward(params):
+      outs, new_rest = _apply(generator, params, g_rest, image, mask,
+                              train=phase.trains_generator)
+      preds = {k: outs[k].astype(jnp.float32) for k in ("output", "coarse") if k in outs}
+      return preds, new_rest
+
+    if phase.trains_generator:
+      preds, g_vjp, new_g_rest = jax.vjp(forward, g_params, has_aux=True)
+    else:
+      preds, new_g_rest = forward(g_params)
+      preds = jax.tree.map(jax.lax.stop_gradient, preds)
+    fake = composite(preds["output"], image, mask)
+
+    d_vars, d_opt = state.d_vars, state.d_opt
+    if phase.trains_discriminator:
+      for i in range(loss_cfg.d_steps):
+        d_vars, d_opt, d_stats = d_update(d_vars, d_opt, image, jax.lax.stop_gradient(fake), mask,
+                                          jax.random.fold_in(rng, i))
+      stats.update(d_stats)
+
+    g_vars, g_opt = state.g_vars, state.g_opt
+    if phase.trains_generator:
+      d_params, d_rest = _split_vars(d_vars) if d_vars else (None, None)
+
+      def g_loss_fn(preds):
+        recon = loss_cfg.reconstruction_weight * recon_fn(preds["output"], image, mask)
+        if "coarse" in preds:
+          recon = recon + (loss_cfg.reconstruction_weight * loss_cfg.coarse_weight *
+                           recon_fn(preds["coarse"], image, mask))
+        adv = jnp.zeros(())
+        if phase is Phase.JOINT:
+          completed = composite(preds["output"], image, mask)
+          fake_logits, _ = _apply(discriminator, d_params, d_rest, completed, mask, train=False)
+          adv = g_adv(fake_logits)
+        return recon + loss_cfg.adversarial_weight * adv, (recon, adv)
+
+      (g_loss, (recon, adv)), pred_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(preds)
+      (grads,) = g_vjp(pred_grads)
+      updates, g_opt = g_tx.update(grads, state.g_opt, g_params)
+      g_vars = {"params": optax.apply_updates(g_params, updates), **new_g_rest}
+      stats.update(g_loss=g_loss, recon_loss=recon, g_adv_loss=adv,
+                   g_grad_norm=optax.global_norm(grads))
+
+    hole = jnp.maximum(jnp.sum(mask) * 3.0, 1.0)
+    stats["l1_hole"] = jnp.sum(jnp.abs(preds["output"] - image) * mask) / hole
+    new_state = state.replace(step=state.step + 1, g_vars=g_vars, g_opt=g_opt, d_vars=d_vars,
+                              d_opt=d_opt)
+    return new_state, TrainMetrics.single_from_model_output(**stats)
+
+  return train_step
+
+
+def make_predict_fn(generator) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
+  """`predict(g_vars, image, mask) -> composited output`, for evaluation and samples."""
+
+  def predict(g_vars, image, mask):
+    outs = generator.apply(g_vars, image, mask, train=False)
+    return composite(outs["output"].astype(jnp.float32), image, mask)
+
+  return predict

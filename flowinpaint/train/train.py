@@ -1,0 +1,260 @@
+"""The training loop shared by every model: `train_and_evaluate(config, workdir)`."""
+
+import json
+import os
+import signal
+import time
+from typing import Any, Optional
+
+from absl import logging
+from clu import parameter_overview
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from flowinpaint.errors import UserError
+from flowinpaint.models import registry
+from flowinpaint.train import checkpointing
+from flowinpaint.train import reporting
+from flowinpaint.train import sharding
+from flowinpaint.train import state as state_lib
+from flowinpaint.train import steps
+from flowinpaint.train.phases import Phase, phase_for_step
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def compute_dtype(config) -> Any:
+  if config.dtype not in _DTYPES:
+    raise UserError(f"dtype={config.dtype!r} is not supported; choose one of {sorted(_DTYPES)}")
+  return _DTYPES[config.dtype]
+
+
+class Models:
+  """The generator, discriminator and their optimisers built from a config."""
+
+  def __init__(self, config):
+    try:
+      self.spec = registry.get(config.model.name)
+    except KeyError as e:
+      raise UserError(e.args[0])
+    dtype = compute_dtype(config)
+    self.generator = self.spec.make_generator(config.model, dtype)
+    wants_d = config.loss.adversarial != "none" and self.spec.make_discriminator is not None
+    self.discriminator = self.spec.make_discriminator(config.model, dtype) if wants_d else None
+    self.g_tx = state_lib.make_optimizer(config.optimizer, config.optimizer.g_learning_rate)
+    self.d_tx = (state_lib.make_optimizer(config.optimizer, config.optimizer.d_learning_rate)
+                 if self.discriminator is not None else None)
+
+
+def validate_config(config, spec) -> None:
+  """Catches the knob values that would otherwise fail deep inside jit."""
+  if config.image_size % spec.multiple:
+    raise UserError(f"image_size={config.image_size} must be a multiple of {spec.multiple} for "
+                    f"{spec.name}")
+  if config.num_train_steps < 0 or config.batch_size < 1:
+    raise UserError("num_train_steps must be >= 0 and batch_size >= 1")
+  for key in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
+    if config[key] < 1:
+      raise UserError(f"{key} must be >= 1 (got {config[key]})")
+  if config.nan_policy != "halt":
+    raise UserError(f"nan_policy={config.nan_policy!r}: only 'halt' is implemented")
+
+
+def _phase(config, step: int, has_d: bool) -> Phase:
+  return phase_for_step(step, reconstruction_steps=config.phases.reconstruction_steps,
+                        discriminator_steps=config.phases.discriminator_steps,
+                        has_discriminator=has_d)
+
+
+def _check_workdir_config(workdir: str, config) -> None:
+  """Refuses to resume a workdir that was trained with another model."""
+  path = os.path.join(workdir, "config.json")
+  current = checkpointing.config_to_json(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved.get("model") != current["model"]:
+      raise UserError(f"{workdir} holds a run of model {saved.get('model')}, but this config asks "
+                      f"for {current['model']}; use a new --workdir")
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(current, f, indent=2)
+
+
+class _StopRequest:
+  """SIGTERM (preemption) sets a flag; the loop saves and stops at the next step boundary."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # Not the main thread: leave signals alone.
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]) -> tuple[dict[str, float],
+                                                                           np.ndarray]:
+  """Scores the generator on the fixed eval batch; returns (metrics, composited outputs)."""
+  from flowinpaint import metrics as metrics_lib
+
+  image = jnp.asarray(eval_batch["image"])
+  mask = jnp.asarray(eval_batch["mask"])
+  output = np.asarray(predict(g_vars, image, mask))
+  target, hole = np.asarray(eval_batch["image"]), np.asarray(eval_batch["mask"])
+  # Scores in [0, 1] units, as the evaluate tool reports them.
+  out01, tgt01 = (output + 1.0) / 2.0, (target + 1.0) / 2.0
+  result = {"psnr": [], "ssim": [], "l1": [], "psnr_hole": [], "l1_hole": []}
+  for o, t, m in zip(out01, tgt01, hole):
+    result["psnr"].append(metrics_lib.psnr(o, t, data_range=1.0))
+    result["ssim"].append(metrics_lib.ssim(o, t, data_range=1.0))
+    result["l1"].append(metrics_lib.l1(o, t))
+    if m.sum() > 0:
+      result["psnr_hole"].append(metrics_lib.psnr(o, t, data_range=1.0, mask=m))
+      result["l1_hole"].append(metrics_lib.l1(o, t, mask=m))
+  scores = {k: float(np.mean(v)) for k, v in result.items() if v}
+  scores["hole_ratio"] = float(hole.mean())
+  return scores, output
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains `config.model` for `config.num_train_steps`, resuming from `workdir` if it can.
+
+  Returns the final evaluation metrics (and 'preempted': True when stopped by SIGTERM).
+  """
+  from flowinpaint.data import pipeline  # The data stack is only needed for training.
+
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  models = Models(config)
+  validate_config(config, models.spec)
+  has_d = models.discriminator is not None
+  mesh = sharding.make_mesh()
+  local_batch = sharding.check_batch_size(config.batch_size, mesh)
+  _check_workdir_config(workdir, config)
+  is_main = jax.process_index() == 0
+  writer = reporting.MetricWriter(workdir, enabled=is_main)
+
+  # --- State: born replicated, then replaced by the newest finished checkpoint if any.
+  replicated = sharding.replicated(mesh)
+  init = jax.jit(lambda rng: state_lib.create_state(
+      rng, models.generator, models.discriminator, models.g_tx, models.d_tx,
+      image_size=config.image_size), out_shardings=replicated)
+  rng = jax.random.key_data(jax.random.key(config.seed))
+  state = init(rng)
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                    keep=config.keep_checkpoints,
+                                    async_save=config.async_checkpointing)
+  start_step = 0
+  latest = ckpt.latest_step()
+  if latest is not None:
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                            state)
+    try:
+      state, meta = ckpt.restore(latest, abstract)
+    except ValueError as e:
+      raise UserError(f"cannot resume from {ckpt.directory} step {latest}: {e}")
+    start_step = int(meta["data_position"])
+    logging.info("Resumed from step %d of %s", latest, ckpt.directory)
+  elif is_main:
+    for name, variables in (("generator", state.g_vars), ("discriminator", state.d_vars)):
+      if variables:
+        overview = parameter_overview.get_parameter_overview(variables["params"])
+        logging.info("%s parameters:\n%s", name, overview)
+        writer.write_text(0, f"parameters/{name}", f"```\n{overview}\n```")
+
+  train_step = jax.jit(
+      steps.make_train_step(models.generator, models.discriminator, models.g_tx, models.d_tx,
+                            steps.LossConfig.from_config(config)),
+      static_argnames="phase", donate_argnums=0)
+  predict = jax.jit(steps.make_predict_fn(models.generator))
+  batches = pipeline.train_batches(
+      config.data, batch_size=local_batch, image_size=config.image_size, seed=config.seed,
+      mask_kind=config.data.mask_kind, start_step=start_step,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  eval_data = config.data
+  if config.data.get("eval_path"):
+    eval_data = ml_collections.ConfigDict(dict(config.data.to_dict(), dataset="folder",
+                                               path=config.data.eval_path))
+  eval_batch = pipeline.eval_batch(eval_data, num_images=config.num_eval_images,
+                                   image_size=config.image_size, seed=config.eval_mask_seed)
+
+  def metadata(step: int) -> dict[str, Any]:
+    return {"config": checkpointing.config_to_json(config), "model": models.spec.name,
+            "data_position": step, "step": step}
+
+  def run_eval(step: int) -> dict[str, float]:
+    scores, output = evaluate(predict, state.g_vars, eval_batch)
+    writer.write_scalars(step, scores, prefix="eval/")
+    if is_main:
+      n = config.num_sample_images
+      image, mask = eval_batch["image"][:n], eval_batch["mask"][:n]
+      grid = reporting.sample_grid(image * (1 - mask), mask, output[:n], image)
+      writer.write_image(step, "samples", grid)
+      os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+      from PIL import Image
+      Image.fromarray(grid).save(os.path.join(workdir, "samples", f"step_{step:07d}.png"))
+      with open(os.path.join(workdir, "eval_metrics.json"), "w") as f:
+        json.dump({"step": step, **scores}, f, indent=2)
+    logging.info("eval step %d: %s", step,
+                 ", ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())))
+    return scores
+
+  progress = reporting.Progress(config.num_train_steps, start_step)
+  accumulated, scores, preempted = None, {}, False
+  logging.info("Training %s from step %d to %d on %d device(s), global batch %d, %s",
+               models.spec.name, start_step, config.num_train_steps, mesh.devices.size,
+               config.batch_size, config.dtype)
+  try:
+    with _StopRequest() as stop:
+      step = start_step
+      while step < config.num_train_steps:
+        phase = _phase(config, step, has_d)
+        batch = sharding.shard_batch(next(batches), mesh)
+        state, step_metrics = train_step(state, batch, phase=phase)
+        accumulated = step_metrics if accumulated is None else accumulated.merge(step_metrics)
+        step += 1
+        last = step == config.num_train_steps
+        if step % config.log_every_steps == 0 or last or stop.requested:
+          values = {k: float(v) for k, v in accumulated.compute().items()}
+          accumulated = None
+          bad = [k for k, v in values.items() if not np.isfinite(v)]
+          if bad:
+            raise FloatingPointError(
+                f"{', '.join(bad)} became NaN or Inf within steps ({step - config.log_every_steps},"
+                f" {step}]; no checkpoint was written after the last finite report. Lower the "
+                "learning rate or use dtype=float32")
+          timing = progress.report(step)
+          writer.write_scalars(step, {**values, **timing}, prefix="train/")
+          logging.info("step %d/%d [%s] g_loss=%.4f d_loss=%.4f recon=%.4f | %.2f steps/s, ETA %s",
+                       step, config.num_train_steps, phase.value, values["g_loss"],
+                       values["d_loss"], values["recon_loss"], timing["steps_per_sec"],
+                       reporting.format_duration(timing["eta_sec"]))
+        if step % config.checkpoint_every_steps == 0 or last or stop.requested:
+          ckpt.save(step, state, metadata(step))
+        if step % config.eval_every_steps == 0 or last:
+          scores = run_eval(step)
+        if stop.requested:
+          logging.warning("SIGTERM: saved step %d and stopping; rerun the same command to resume",
+                          step)
+          preempted = True
+          break
+      if start_step >= config.num_train_steps and not scores:
+        scores = run_eval(start_step)
+  finally:
+    ckpt.close()
+    writer.close()
+  return {**scores, "step": int(state.step), "preempted": preempted}
