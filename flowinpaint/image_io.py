@@ -212,14 +212,22 @@ def read_mask(path: str, like_shape: Optional[Sequence[int]] = None, *, resize: 
     color = np.asarray(im.convert("RGB"))
   hole = mask_from_array(color, alpha=alpha, mask_from=mask_from)
   if like_shape is not None:
-    like = tuple(int(s) for s in like_shape[:2])
-    if hole.shape != like:
-      if not resize:
-        raise UserError(
-            f"mask {os.fspath(path)!r} is {hole.shape[1]}x{hole.shape[0]} but the image is "
-            f"{like[1]}x{like[0]} (WxH); pass --resize-mask to resize the mask (nearest)")
-      hole = resize_mask(hole, like)
+    hole = fit_mask(hole, like_shape, resize=resize, path=path)
   return hole
+
+
+def fit_mask(hole: np.ndarray, like_shape: Sequence[int], *, resize: bool = False,
+             path: str = "") -> np.ndarray:
+  """Checks a bool HxW mask against the image's (H, W): resized (nearest) or a UserError."""
+  like = tuple(int(s) for s in like_shape[:2])
+  if hole.shape == like:
+    return hole
+  if not resize:
+    name = f"mask {os.fspath(path)!r}" if path else "the mask"
+    raise UserError(
+        f"{name} is {hole.shape[1]}x{hole.shape[0]} but the image is {like[1]}x{like[0]} "
+        "(WxH); pass --resize-mask to resize the mask (nearest neighbour)")
+  return resize_mask(hole, like)
 
 
 def resize_mask(hole: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -1,0 +1,231 @@
+"""Fill the holes of images: `python -m flowinpaint.inpaint`.
+
+One image:
+  python -m flowinpaint.inpaint --method telea --image photo.jpg --mask mask.png --output out.jpg
+A folder (masks matched by file stem, or one mask file for every image):
+  python -m flowinpaint.inpaint --checkpoint workdir/ --image photos/ --mask masks/ --output out/
+
+Masks: white (> 127 in any channel) = hole. Any size and RGB / RGBA / grayscale images work: the
+output has the input's size and mode (alpha kept unchanged), and every pixel outside the hole is
+the input's, bit for bit (with a lossless output format such as PNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from flowinpaint import image_io
+from flowinpaint.errors import UserError, cli_entry
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+INVERTED_WARNING_FRACTION = 0.6
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse whose errors are one `error: ...` line (via cli_entry), not usage + error."""
+
+  def error(self, message: str):
+    raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="python -m flowinpaint.inpaint",
+              description=__doc__.split("\n\n")[0],
+              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--image", required=True, help="an image file, or a folder of images")
+  p.add_argument("--mask", required=True,
+                 help="a mask file (used for every image), or a folder of masks named like the "
+                 "images (same file stem; 'STEM_mask' also matches)")
+  p.add_argument("--output", required=True,
+                 help="output file (single image) or folder; never one of the inputs")
+  how = p.add_mutually_exclusive_group()
+  how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
+  how.add_argument("--method", choices=("telea", "ns"),
+                   help="a classical OpenCV method instead of a trained model")
+  p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
+  p.add_argument("--resize-mask", action="store_true",
+                 help="resize a mask of another size to the image (nearest neighbour)")
+  p.add_argument("--invert-mask", action="store_true",
+                 help="the mask marks what to KEEP (black = hole)")
+  p.add_argument("--mask-from", choices=image_io.MASK_FROM, default="auto",
+                 help="for masks with transparency: composite over black ('auto'), the alpha "
+                 "channel, or the colour channels")
+  p.add_argument("--format", help="output extension in folder mode (e.g. png); default: the "
+                 "input's")
+  p.add_argument("--quality", type=int, default=95, help="JPEG quality of JPEG outputs")
+  p.add_argument("--max-pixels", type=int, default=None,
+                 help="refuse larger images (decompression-bomb guard); default Pillow's ~89M")
+  return p
+
+
+@dataclasses.dataclass
+class Job:
+  image: str
+  mask: Optional[str]
+  output: str
+
+
+def _warn(msg: str) -> None:
+  print(f"warning: {msg}", file=sys.stderr)
+
+
+def _list_images(folder: str) -> list[str]:
+  names = sorted(n for n in os.listdir(folder)
+                 if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
+                 and os.path.isfile(os.path.join(folder, n)))
+  return [os.path.join(folder, n) for n in names]
+
+
+def _mask_index(folder: str) -> dict[str, str]:
+  index: dict[str, str] = {}
+  for path in _list_images(folder):
+    index.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+  return index
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+  """The (image, mask, output) triples to run; checks the paths before any work."""
+  for what, path in (("image", args.image), ("mask", args.mask)):
+    if not os.path.exists(path):
+      raise UserError(f"{what} {path!r} does not exist")
+  if os.path.isdir(args.image):
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+      raise UserError(f"--image is a folder, so --output must be a folder; {args.output!r} is a file")
+    if image_io.same_file(args.output, args.image):
+      raise UserError(f"output folder {args.output!r} is the input folder; the results would "
+                      "overwrite the inputs, choose another output folder")
+    images = _list_images(args.image)
+    if not images:
+      raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {args.image!r}")
+    masks = _mask_index(args.mask) if os.path.isdir(args.mask) else None
+    jobs = []
+    for path in images:
+      stem, ext = os.path.splitext(os.path.basename(path))
+      if masks is None:
+        mask = args.mask
+      else:
+        mask = masks.get(stem) or masks.get(f"{stem}_mask")
+      if args.format:
+        ext = "." + args.format.lower().lstrip(".")
+      jobs.append(Job(path, mask, os.path.join(args.output, stem + ext)))
+  else:
+    if os.path.isdir(args.mask):
+      stem = os.path.splitext(os.path.basename(args.image))[0]
+      masks = _mask_index(args.mask)
+      mask = masks.get(stem) or masks.get(f"{stem}_mask")
+      if mask is None:
+        raise UserError(f"no mask named {stem}.* in folder {args.mask!r}")
+    else:
+      mask = args.mask
+    output = args.output
+    if os.path.isdir(output):
+      output = os.path.join(output, os.path.basename(args.image))
+    jobs = [Job(args.image, mask, output)]
+  inputs = set(images if os.path.isdir(args.image) else [args.image])
+  inputs |= {j.mask for j in jobs if j.mask}
+  for job in jobs:
+    image_io.check_not_input(job.output, sorted(inputs))
+    image_io._format_for(job.output)  # pylint: disable=protected-access  # fail before work
+  return jobs
+
+
+def _make_inpainter(args: argparse.Namespace):
+  # Imported here so that `--help` and argument errors do not wait for JAX.
+  from flowinpaint import inference
+  if args.method:
+    return inference.make_inpainter(args.method, radius=args.radius)
+  return inference.make_inpainter(args.checkpoint)
+
+
+class _MaskCache:
+  """Reads each mask file once (a broadcast mask serves every image)."""
+
+  def __init__(self, args: argparse.Namespace):
+    self.args = args
+    self.cache: dict[str, np.ndarray] = {}
+
+  def get(self, path: str, shape: tuple[int, int]) -> np.ndarray:
+    if path not in self.cache:
+      self.cache[path] = image_io.read_mask(path, mask_from=self.args.mask_from,
+                                            max_pixels=self.args.max_pixels)
+    hole = self.cache[path]
+    if hole.shape != shape and self.args.resize_mask:
+      print(f"note: mask {path} resized from {hole.shape[1]}x{hole.shape[0]} to "
+            f"{shape[1]}x{shape[0]} (nearest)", file=sys.stderr)
+    hole = image_io.fit_mask(hole, shape, resize=self.args.resize_mask, path=path)
+    return ~hole if self.args.invert_mask else hole
+
+
+def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
+            inputs: Sequence[str]) -> None:
+  """Inpaints one image and writes it; UserError on bad input."""
+  start = time.perf_counter()
+  img = image_io.read_image(job.image, max_pixels=args.max_pixels)
+  for note in img.notes:
+    _warn(note)
+  hole = masks.get(job.mask, img.shape)
+  ratio = float(hole.mean())
+  if ratio > INVERTED_WARNING_FRACTION:
+    hint = "" if args.invert_mask else " - inverted? use --invert-mask"
+    _warn(f"mask {job.mask} covers {ratio:.0%} of {job.image}{hint}")
+  if not hole.any():
+    print(f"note: mask {job.mask} is empty; {job.image} is copied unchanged", file=sys.stderr)
+    if os.path.splitext(job.output)[1].lower() == os.path.splitext(job.image)[1].lower():
+      image_io.check_not_input(job.output, inputs)
+      os.makedirs(os.path.dirname(os.path.abspath(job.output)), exist_ok=True)
+      shutil.copyfile(job.image, job.output)
+      return
+    out = img.rgb
+  else:
+    out = inpainter(img.rgb, hole)
+  for note in image_io.save_loaded(job.output, out, img, inputs=inputs, quality=args.quality):
+    _warn(note)
+  h, w = img.shape
+  print(f"wrote {job.output} ({w}x{h}, hole {ratio:.1%}, {time.perf_counter() - start:.2f} s)")
+
+
+@cli_entry
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
+  if not args.method and not args.checkpoint:
+    raise UserError("choose how to fill: --method telea|ns (classical, no model) or "
+                    "--checkpoint DIR (a trained flowinpaint model)")
+  if args.radius < 1:
+    raise UserError(f"--radius must be >= 1, got {args.radius}")
+  jobs = plan(args)
+  inputs = sorted({j.image for j in jobs} | {j.mask for j in jobs if j.mask})
+  inpainter = _make_inpainter(args)
+  masks = _MaskCache(args)
+  if len(jobs) == 1 and not os.path.isdir(args.image):
+    run_one(jobs[0], inpainter, masks, args, inputs)
+    return 0
+  failed = 0
+  for job in jobs:
+    if job.mask is None:
+      _warn(f"no mask for {job.image} in {args.mask} (expected "
+            f"{os.path.splitext(os.path.basename(job.image))[0]}.*); skipped")
+      failed += 1
+      continue
+    try:
+      run_one(job, inpainter, masks, args, inputs)
+    except UserError as e:
+      _warn(f"{e}; skipped")
+      failed += 1
+  done = len(jobs) - failed
+  print(f"done: {done} of {len(jobs)} images written to {args.output}"
+        + (f", {failed} failed or skipped" if failed else ""))
+  if failed and not done:
+    raise UserError(f"all {failed} images failed or were skipped")
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
