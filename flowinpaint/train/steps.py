@@ -116,7 +116,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
     updates, d_opt = d_tx.update(grads, d_opt, d_params)
     d_params = optax.apply_updates(d_params, updates)
     stats = dict(d_loss=loss, d_real=d_real, d_fake=d_fake, gradient_penalty=gp,
-                 d_grad_norm=optax.global_norm(grads))
+                 d_grad_norm=optax.tree.norm(grads))
     return {"params": d_params, **new_rest}, d_opt, stats
 
   def train_step(state: GanState, batch, phase: Phase):
@@ -166,7 +166,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
       updates, g_opt = g_tx.update(grads, state.g_opt, g_params)
       g_vars = {"params": optax.apply_updates(g_params, updates), **new_g_rest}
       stats.update(g_loss=g_loss, recon_loss=recon, g_adv_loss=adv,
-                   g_grad_norm=optax.global_norm(grads))
+                   g_grad_norm=optax.tree.norm(grads))
 
     hole = jnp.maximum(jnp.sum(mask) * 3.0, 1.0)
     stats["l1_hole"] = jnp.sum(jnp.abs(preds["output"] - image) * mask) / hole
