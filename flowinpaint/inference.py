@@ -177,11 +177,17 @@ class ModelInpainter:
     x = images.astype(np.float32) / 127.5 - 1.0
     m = holes.astype(np.float32)[..., None]
     x, m = pad_to_multiple(x, self.multiple), pad_to_multiple(m, self.multiple)
+    chunk = min(n, self.max_batch)
     outs = []
-    for i in range(0, n, self.max_batch):
-      xb, mb = x[i:i + self.max_batch], m[i:i + self.max_batch]
+    for i in range(0, n, chunk):
+      xb, mb = x[i:i + chunk], m[i:i + chunk]
+      real = len(xb)
+      if real < chunk:
+        # Pad the last batch with copies so every batch has one shape: one compilation.
+        xb = np.concatenate([xb, np.repeat(xb[-1:], chunk - real, 0)])
+        mb = np.concatenate([mb, np.repeat(mb[-1:], chunk - real, 0)])
       self.compiled_shapes.add(xb.shape)
-      outs.append(np.asarray(self._run(self.variables, xb, mb)))
+      outs.append(np.asarray(self._run(self.variables, xb, mb))[:real])
     pred = np.concatenate(outs)[:, :h, :w, :3]
     return to_uint8(pred)
 

@@ -122,3 +122,11 @@ def test_make_inpainter_classical(method):
 def test_make_inpainter_missing_checkpoint(tmp_path):
   with pytest.raises(UserError, match="does not exist"):
     inference.make_inpainter(str(tmp_path / "nope"))
+
+
+def test_one_compiled_shape_per_batch_size():
+  inp = _model(max_batch=4)
+  images = np.stack([_image(8, 8, s) for s in range(7)])
+  masks = np.ones((7, 8, 8), bool)
+  inp.inpaint_batch(images, masks)
+  assert inp.compiled_shapes == {(4, 8, 8, 3)}

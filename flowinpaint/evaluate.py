@@ -1,0 +1,221 @@
+"""Score an inpainter on a folder of images with the fixed, seeded evaluation masks.
+
+  python -m flowinpaint.evaluate --method telea --images photos/ --size 256 --num 100 \
+      --output results.json
+  python -m flowinpaint.evaluate --checkpoint workdir/ --images photos/
+
+Images are the centre squares resized to --size, chosen evenly over the folder exactly as the
+trainer's evaluation does (flowinpaint.data.pipeline.eval_batch); masks are
+`flowinpaint.data.masks.eval_masks(num, size, size, seed=--mask-seed, kind=--mask-kind)`, so two
+runs with the same arguments score the same pixels. Prints a table and writes JSON: PSNR, SSIM,
+L1, L2 over the whole (composited) image and inside the hole, the mean hole ratio, and seconds
+per image measured after a warm-up call (the first call, with compilation, reported apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from flowinpaint.errors import UserError, cli_entry
+
+METRIC_KEYS = ("psnr", "ssim", "l1", "l2", "psnr_hole", "ssim_hole", "l1_hole", "l2_hole",
+               "hole_ratio")
+
+
+def _metrics_fn():
+  import jax  # Lazy: `--help` should not wait for JAX.
+  from flowinpaint import metrics
+
+  # Intensities in [0, 1]: PSNR with peak 1, L1 / L2 as fractions of full scale.
+  return jax.jit(lambda a, b, m: metrics.all_metrics(a / 255.0, b / 255.0, m, data_range=1.0))
+
+
+def score(outputs: np.ndarray, targets: np.ndarray, masks: np.ndarray, *,
+          chunk: int = 16) -> dict[str, np.ndarray]:
+  """Per-image metrics ([N] each, METRIC_KEYS) of uint8 outputs against uint8 targets."""
+  fn = _metrics_fn()
+  masks = np.asarray(masks, np.float32)
+  if masks.ndim == 3:
+    masks = masks[..., None]
+  rows: dict[str, list[np.ndarray]] = {k: [] for k in METRIC_KEYS}
+  n = len(outputs)
+  for i in range(0, n, chunk):
+    sl = slice(i, min(i + chunk, n))
+    a, b, m = outputs[sl], targets[sl], masks[sl]
+    if len(a) < chunk and n > chunk:
+      # Pad the last chunk to the jitted shape instead of compiling a second one.
+      pad = chunk - len(a)
+      a, b, m = (np.concatenate([x, np.repeat(x[-1:], pad, 0)]) for x in (a, b, m))
+    got = fn(a.astype(np.float32), b.astype(np.float32), m)
+    for k in METRIC_KEYS:
+      rows[k].append(np.asarray(got[k])[:sl.stop - sl.start])
+  return {k: np.concatenate(v) for k, v in rows.items()}
+
+
+def _as_uint8_images(images: np.ndarray) -> np.ndarray:
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    return images
+  from flowinpaint.inference import to_uint8  # float images are taken to be in [-1, 1]
+  return to_uint8(images)
+
+
+def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
+  """Runs `inpainter` on every (image, mask) and returns mean metrics and timings.
+
+  Args:
+    inpainter: an `inference.Inpainter` (batched through `inpaint_batch` when it has one).
+    images: uint8 [N, H, W, 3], or float [N, H, W, 3] in [-1, 1] (the trainer's eval batch).
+    masks: [N, H, W] or [N, H, W, 1], 1 = hole.
+
+  Returns:
+    {'psnr', 'ssim', 'l1', 'l2', 'psnr_hole', 'ssim_hole', 'l1_hole', 'l2_hole', 'hole_ratio'}:
+    means over images (intensities in [0, 1]; PSNR in dB; hole metrics inside the hole only);
+    'num_images'; 'seconds_per_image' (steady state, after a warm-up call);
+    'first_call_seconds' (the warm-up: compilation included) and 'compile_seconds' (the
+    warm-up's excess over the steady-state time of the same images); 'outputs' is NOT included.
+  """
+  from flowinpaint import inference
+  images = _as_uint8_images(images)
+  masks = np.asarray(masks)
+  if masks.ndim == 4:
+    masks = masks[..., 0]
+  if images.ndim != 4 or images.shape[-1] != 3 or masks.shape != images.shape[:3]:
+    raise ValueError(f"images [N,H,W,3] and masks [N,H,W] must match, got {images.shape} and "
+                     f"{masks.shape}")
+  n = len(images)
+  if n == 0:
+    raise ValueError("no images to evaluate")
+  holes = masks >= 0.5 if np.issubdtype(masks.dtype, np.floating) else masks.astype(bool)
+  # Warm-up on one batch of the size the inpainter will use: compiles that shape.
+  k = min(int(getattr(inpainter, "max_batch", 1)), n)
+  start = time.perf_counter()
+  inference.inpaint_batch(inpainter, images[:k], holes[:k])
+  first = time.perf_counter() - start
+  start = time.perf_counter()
+  outputs = inference.inpaint_batch(inpainter, images, holes)
+  seconds = time.perf_counter() - start
+  per_image = seconds / n
+  scores = score(outputs, images, holes)
+  result: dict[str, Any] = {}
+  for key, values in scores.items():
+    finite = values[np.isfinite(values)] if key.startswith("psnr") else values[~np.isnan(values)]
+    # PSNR of a perfect image is +inf; the mean is over the finite ones (reported as such).
+    result[key] = float(finite.mean()) if finite.size else float("nan")
+  result.update(
+      num_images=n,
+      seconds_per_image=per_image,
+      first_call_seconds=first,
+      compile_seconds=max(first - per_image * k, 0.0),
+  )
+  return result
+
+
+def _table(result: dict[str, Any]) -> str:
+  rows = [("", "whole image", "inside hole")]
+  for name, key, fmt in (("PSNR (dB)", "psnr", "{:.3f}"), ("SSIM", "ssim", "{:.4f}"),
+                         ("L1", "l1", "{:.5f}"), ("L2", "l2", "{:.6f}")):
+    rows.append((name, fmt.format(result[key]), fmt.format(result[key + "_hole"])))
+  width = [max(len(r[i]) for r in rows) for i in range(3)]
+  lines = ["  ".join(c.ljust(width[i]) if i == 0 else c.rjust(width[i])
+                     for i, c in enumerate(r)) for r in rows]
+  lines += [
+      f"hole ratio (mean): {result['hole_ratio']:.1%}   images: {result['num_images']}",
+      f"seconds per image: {result['seconds_per_image']:.4f}   "
+      f"first call: {result['first_call_seconds']:.2f} s "
+      f"(compile ~{result['compile_seconds']:.2f} s)",
+  ]
+  return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message: str):
+    raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="python -m flowinpaint.evaluate", description=__doc__.split("\n\n")[0],
+              formatter_class=argparse.RawDescriptionHelpFormatter)
+  how = p.add_mutually_exclusive_group()
+  how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
+  how.add_argument("--method", choices=("telea", "ns"), help="a classical OpenCV method")
+  p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
+  p.add_argument("--images", required=True, help="folder of images (searched recursively)")
+  p.add_argument("--size", type=int, default=256, help="centre square resized to SIZE x SIZE")
+  p.add_argument("--num", type=int, default=None,
+                 help="number of images (default: all in the folder; more than there are "
+                 "repeats images, each with its own mask)")
+  p.add_argument("--mask-seed", type=int, default=2024)
+  p.add_argument("--mask-kind", default="free_form_and_box")
+  p.add_argument("--output", help="write the results as JSON here")
+  return p
+
+
+def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+  import ml_collections
+  from flowinpaint.data import datasets, masks as masks_lib, pipeline
+  if not os.path.isdir(args.images):
+    raise UserError(f"--images {args.images!r} is not a folder")
+  try:
+    masks_lib.check_kind(args.mask_kind)
+  except ValueError as e:
+    raise UserError(str(e)) from e
+  data = ml_collections.ConfigDict({"dataset": "folder", "path": args.images})
+  num = args.num if args.num is not None else len(datasets.ImageFolder(args.images))
+  batch = pipeline.eval_batch(data, num_images=num, image_size=args.size, seed=args.mask_seed,
+                              mask_kind=args.mask_kind)
+  return _as_uint8_images(batch["image"]), batch["mask"][..., 0]
+
+
+def _json_safe(x: Any) -> Any:
+  if isinstance(x, float) and not math.isfinite(x):
+    return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+  return x
+
+
+@cli_entry
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
+  if not args.method and not args.checkpoint:
+    raise UserError("choose what to evaluate: --method telea|ns or --checkpoint DIR")
+  if args.size < 8:
+    raise UserError(f"--size must be >= 8, got {args.size}")
+  if args.num is not None and args.num < 1:
+    raise UserError(f"--num must be >= 1, got {args.num}")
+  if args.output and os.path.isdir(args.output):
+    raise UserError(f"--output {args.output!r} is a folder; give a .json file path")
+  from flowinpaint import inference
+  inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
+               else inference.make_inpainter(args.checkpoint))
+  images, masks = _load(args)
+  result = evaluate_inpainter(inpainter, images, masks)
+  print(_table(result))
+  if args.output:
+    record = {
+        "inpainter": args.method or args.checkpoint,
+        "model": getattr(inpainter, "name", type(inpainter).__name__),
+        "images": os.path.abspath(args.images),
+        "size": args.size,
+        "mask_seed": args.mask_seed,
+        "mask_kind": args.mask_kind,
+        "metrics_scale": "intensities in [0, 1]; PSNR in dB; *_hole: inside the hole only",
+        **{k: _json_safe(v) for k, v in result.items()},
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+      json.dump(record, f, indent=2)
+    print(f"wrote {args.output}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

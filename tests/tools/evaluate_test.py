@@ -1,0 +1,112 @@
+"""Tests of evaluate_inpainter and `python -m flowinpaint.evaluate`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flowinpaint import evaluate, inference
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _photo(h, w, seed):
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:h, 0:w]
+  base = np.stack([xx * 255 / w, yy * 255 / h, 128 + 60 * np.sin(xx / 7.0)], -1)
+  return np.clip(base + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+class _Copy:
+  """An 'oracle' that returns the input unchanged: every metric is perfect."""
+
+  def __call__(self, rgb, mask):
+    return rgb.copy()
+
+
+class _Zero:
+  """Fills the hole with black."""
+
+  def __call__(self, rgb, mask):
+    return np.where(mask[..., None], 0, rgb).astype(np.uint8)
+
+
+def test_evaluate_inpainter_values():
+  images = np.stack([_photo(32, 32, s) for s in range(3)])
+  masks = np.zeros((3, 32, 32, 1), np.float32)
+  masks[:, 8:16, 8:24] = 1
+  perfect = evaluate.evaluate_inpainter(_Copy(), images, masks)
+  assert perfect["ssim"] == pytest.approx(1.0, abs=1e-5)
+  assert perfect["l1_hole"] == pytest.approx(0.0, abs=1e-6)
+  assert perfect["hole_ratio"] == pytest.approx(128 / 1024)
+  zero = evaluate.evaluate_inpainter(_Zero(), images, masks)
+  # Black holes: L1 inside the hole is the mean intensity there; whole-image is diluted.
+  want = np.mean([images[i, 8:16, 8:24] / 255.0 for i in range(3)])
+  assert zero["l1_hole"] == pytest.approx(want, rel=1e-4)
+  assert zero["l1"] == pytest.approx(want * 128 / 1024, rel=1e-4)
+  assert zero["psnr"] > zero["psnr_hole"]
+  telea = evaluate.evaluate_inpainter(inference.ClassicalInpainter("telea"), images, masks)
+  assert telea["psnr_hole"] > zero["psnr_hole"] + 5
+  assert telea["seconds_per_image"] >= 0 and telea["num_images"] == 3
+
+
+def test_evaluate_accepts_float_images():
+  images = np.stack([_photo(16, 16, s) for s in range(2)])
+  masks = np.zeros((2, 16, 16), bool)
+  masks[:, 4:8, 4:8] = True
+  a = evaluate.evaluate_inpainter(_Zero(), images, masks)
+  b = evaluate.evaluate_inpainter(_Zero(), images / 127.5 - 1.0, masks)
+  for k in evaluate.METRIC_KEYS:
+    assert a[k] == pytest.approx(b[k]), k
+
+
+def _run(*args):
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+             JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", "flowinpaint.evaluate", *map(str, args)],
+                        capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_telea_writes_json(tmp_path):
+  folder = tmp_path / "imgs"
+  folder.mkdir()
+  for i, (h, w) in enumerate([(80, 100), (90, 70), (64, 64)]):
+    Image.fromarray(_photo(h, w, i)).save(folder / f"img{i}.png")
+  out = tmp_path / "res" / "results.json"
+  res = _run("--method", "telea", "--images", folder, "--size", 64, "--output", out)
+  assert res.returncode == 0, res.stderr
+  assert "PSNR" in res.stdout and "Traceback" not in res.stderr
+  got = json.loads(out.read_text())
+  for k in evaluate.METRIC_KEYS + ("num_images", "seconds_per_image", "compile_seconds",
+                                   "first_call_seconds", "mask_seed", "mask_kind", "size"):
+    assert k in got, k
+  assert got["num_images"] == 3 and got["size"] == 64
+  assert 0 < got["hole_ratio"] < 0.9
+  assert got["psnr"] > got["psnr_hole"] > 10
+  assert 0 < got["ssim_hole"] < got["ssim"] <= 1
+  assert 0 < got["l1"] < got["l1_hole"] < 0.5
+  # Same seed -> same numbers.
+  out2 = tmp_path / "again.json"
+  assert _run("--method", "telea", "--images", folder, "--size", 64, "--num", 3, "--output",
+              out2).returncode == 0
+  again = json.loads(out2.read_text())
+  for k in evaluate.METRIC_KEYS:
+    assert again[k] == pytest.approx(got[k], abs=1e-9), k
+
+
+@pytest.mark.slow
+def test_cli_errors(tmp_path):
+  res = _run("--images", tmp_path)
+  assert res.returncode == 2 and "error: choose" in res.stderr and "Traceback" not in res.stderr
+  res = _run("--method", "telea", "--images", tmp_path / "none")
+  assert res.returncode == 2 and "not a folder" in res.stderr and "Traceback" not in res.stderr
+  res = _run("--method", "telea", "--images", tmp_path)  # empty folder
+  assert res.returncode == 2 and "no images" in res.stderr and "Traceback" not in res.stderr
+  (tmp_path / "a.png").write_bytes(b"")
+  res = _run("--method", "telea", "--images", tmp_path, "--mask-kind", "blobs")
+  assert res.returncode == 2 and "blobs" in res.stderr and "Traceback" not in res.stderr
