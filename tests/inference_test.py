@@ -130,3 +130,34 @@ def test_one_compiled_shape_per_batch_size():
   masks = np.ones((7, 8, 8), bool)
   inp.inpaint_batch(images, masks)
   assert inp.compiled_shapes == {(4, 8, 8, 3)}
+
+
+class _Bundle:
+
+  def __init__(self, generator, multiple=8):
+    self.generator = generator
+    self.variables = generator.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)),
+                                    jnp.zeros((1, 8, 8, 1)), train=False)
+    self.multiple = multiple
+    self.model_name = type(generator).__name__
+    self.config = None
+
+
+def test_from_checkpoint_uses_load_for_inference(tmp_path, monkeypatch):
+  from flowinpaint.train import checkpointing
+  calls = []
+
+  def fake_load(path):
+    calls.append(path)
+    return _Bundle(TinyGenerator())
+
+  monkeypatch.setattr(checkpointing, "load_for_inference", fake_load)
+  inp = inference.make_inpainter(str(tmp_path))
+  assert calls == [str(tmp_path)] and isinstance(inp, inference.ModelInpainter)
+  assert inp.model_name == "TinyGenerator" and inp.multiple == 8
+  rgb, mask = _image(15, 17), _mask(15, 17)
+  np.testing.assert_array_equal(inp(rgb, mask)[~mask], rgb[~mask])
+
+  monkeypatch.setattr(checkpointing, "load_for_inference", lambda p: _Bundle(NotAnInpainter()))
+  with pytest.raises(UserError, match="not an image inpainting generator"):
+    inference.make_inpainter(str(tmp_path))

@@ -198,3 +198,55 @@ def test_folder_mode_continues_after_a_corrupt_file(tmp_path):
             tmp_path / "out")
   assert res.returncode == 1 and "bad.png" in res.stderr and "Traceback" not in res.stderr
   assert os.listdir(tmp_path / "out") == ["good.png"]
+
+
+def test_model_path_in_process(tmp_path, monkeypatch, capsys):
+  """The --checkpoint path with a tiny generator standing in for load_for_inference."""
+  import flax.linen as nn
+  import jax
+  import jax.numpy as jnp
+  from flowinpaint import inpaint
+  from flowinpaint.train import checkpointing
+
+  class Gen(nn.Module):
+
+    @nn.compact
+    def __call__(self, image, mask, *, train):
+      assert image.shape[1] % 8 == 0 and image.shape[2] % 8 == 0
+      return {"output": jnp.tanh(nn.Conv(3, (3, 3))(jnp.concatenate([image * (1 - mask), mask],
+                                                                      -1)))}
+
+  class Flow(nn.Module):
+
+    @nn.compact
+    def __call__(self, image, mask, *, train):
+      return {"output": nn.Conv(2, (3, 3))(image)}
+
+  def bundle(gen):
+    b = type("B", (), {})()
+    b.generator, b.multiple, b.model_name, b.config = gen, 8, type(gen).__name__, None
+    b.variables = gen.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 1)),
+                           train=False)
+    return b
+
+  monkeypatch.setattr(checkpointing, "load_for_inference", lambda p: bundle(Gen()))
+  gray = _photo(29, 35)[..., 0]
+  alpha = np.random.default_rng(5).integers(0, 256, (29, 35), dtype=np.uint8)
+  Image.fromarray(gray, "L").save(tmp_path / "g.png")
+  Image.fromarray(np.dstack([_photo(29, 35), alpha]), "RGBA").save(tmp_path / "a.png")
+  Image.fromarray(_mask(29, 35)).save(tmp_path / "m.png")
+  hole = _mask(29, 35) > 127
+  for name in ("g", "a"):
+    rc = inpaint.main(["--checkpoint", str(tmp_path), "--image", str(tmp_path / f"{name}.png"),
+                       "--mask", str(tmp_path / "m.png"), "--output",
+                       str(tmp_path / f"{name}_out.png")])
+    assert rc == 0
+    src, out = Image.open(tmp_path / f"{name}.png"), Image.open(tmp_path / f"{name}_out.png")
+    assert out.mode == src.mode and out.size == src.size
+    np.testing.assert_array_equal(np.asarray(out)[~hole], np.asarray(src)[~hole])
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a_out.png"))[..., 3], alpha)
+
+  monkeypatch.setattr(checkpointing, "load_for_inference", lambda p: bundle(Flow()))
+  rc = inpaint.main(["--checkpoint", str(tmp_path), "--image", str(tmp_path / "g.png"),
+                     "--mask", str(tmp_path / "m.png"), "--output", str(tmp_path / "x.png")])
+  assert rc == 2 and "not an image inpainting generator" in capsys.readouterr().err
