@@ -190,7 +190,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     eval_data = ml_collections.ConfigDict(dict(config.data.to_dict(), dataset="folder",
                                                path=config.data.eval_path))
   eval_batch = pipeline.eval_batch(eval_data, num_images=config.num_eval_images,
-                                   image_size=config.image_size, seed=config.eval_mask_seed)
+                                   image_size=config.image_size, seed=config.eval_mask_seed,
+                                   mask_kind=config.data.mask_kind)
 
   def metadata(step: int) -> dict[str, Any]:
     return {"config": checkpointing.config_to_json(config), "model": models.spec.name,
@@ -255,6 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if start_step >= config.num_train_steps and not scores:
         scores = run_eval(start_step)
   finally:
+    batches.close()
     ckpt.close()
     writer.close()
   return {**scores, "step": int(state.step), "preempted": preempted}

@@ -1,0 +1,115 @@
+"""The training loop end to end on a toy model: artifacts, resume equivalence, guards."""
+
+import glob
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import tiny
+from flowinpaint.errors import UserError
+from flowinpaint.models import registry
+from flowinpaint.train import checkpointing
+from flowinpaint.train import train
+from tests.train.toy_models import ToyDiscriminator, ToyGenerator
+
+if "toy" not in registry._REGISTRY:
+  registry.register(registry.ModelSpec(
+      name="toy", make_generator=lambda cfg, dtype: ToyGenerator(features=cfg.get("cnum", 4)),
+      make_discriminator=lambda cfg, dtype: ToyDiscriminator(), multiple=4))
+
+
+def _config(**overrides):
+  config = tiny.get_config()
+  config.model.name = "toy"
+  config.image_size = 16
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def test_train_writes_every_artifact(tmp_path):
+  result = train.train_and_evaluate(_config(), str(tmp_path))
+  assert result["step"] == 4 and not result["preempted"]
+  assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
+  assert os.path.exists(tmp_path / "samples" / "step_0000004.png")
+  with open(tmp_path / "eval_metrics.json") as f:
+    scores = json.load(f)
+  assert scores["step"] == 4 and np.isfinite(scores["psnr"]) and 0 < scores["hole_ratio"] < 1
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert {"train/g_loss", "train/d_loss", "train/steps_per_sec"} <= set(lines[0])
+  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()) == [2, 4]
+  from PIL import Image
+  grid = np.asarray(Image.open(tmp_path / "samples" / "step_0000004.png"))
+  assert grid.shape == (2 * 16, 4 * 16, 3)  # 2 rows of masked | mask | output | target.
+
+
+def test_resume_equals_straight_run(tmp_path):
+  straight = tmp_path / "straight"
+  train.train_and_evaluate(_config(num_train_steps=4), str(straight))
+  resumed = tmp_path / "resumed"
+  first = train.train_and_evaluate(_config(num_train_steps=2), str(resumed))
+  assert first["step"] == 2
+  second = train.train_and_evaluate(_config(num_train_steps=4), str(resumed))
+  assert second["step"] == 4
+  bundle_a = checkpointing.load_for_inference(str(straight))
+  bundle_b = checkpointing.load_for_inference(str(resumed))
+  for a, b in zip(jax.tree.leaves(bundle_a.variables), jax.tree.leaves(bundle_b.variables)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  losses = lambda d: [json.loads(l) for l in open(d / "metrics.jsonl")]
+  straight_losses = {l["step"]: l["train/g_loss"] for l in losses(straight) if "train/g_loss" in l}
+  resumed_losses = {l["step"]: l["train/g_loss"] for l in losses(resumed) if "train/g_loss" in l}
+  assert straight_losses == resumed_losses
+
+
+def test_load_for_inference_rebuilds_the_model(tmp_path):
+  train.train_and_evaluate(_config(num_train_steps=2), str(tmp_path))
+  bundle = checkpointing.load_for_inference(str(tmp_path))
+  assert bundle.model_name == "toy" and bundle.multiple == 4 and bundle.step == 2
+  image = np.zeros((1, 16, 16, 3), np.float32)
+  mask = np.ones((1, 16, 16, 1), np.float32)
+  out = bundle.generator.apply(bundle.variables, image, mask, train=False)["output"]
+  assert out.shape == (1, 16, 16, 3)
+  # The same step folder works too.
+  step_dir = tmp_path / "checkpoints" / "2"
+  assert checkpointing.load_for_inference(str(step_dir)).step == 2
+
+
+def test_load_for_inference_rejects_other_folders(tmp_path):
+  with pytest.raises(UserError, match="does not exist"):
+    checkpointing.load_for_inference(str(tmp_path / "nope"))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(UserError, match="not a flowinpaint checkpoint"):
+    checkpointing.load_for_inference(str(tmp_path / "empty"))
+
+
+def test_workdir_of_another_model_is_refused(tmp_path):
+  train.train_and_evaluate(_config(num_train_steps=2), str(tmp_path))
+  with pytest.raises(UserError, match="use a new --workdir"):
+    train.train_and_evaluate(_config(**{"model.cnum": 6}), str(tmp_path))
+
+
+def test_bad_knobs_get_clear_errors(tmp_path):
+  with pytest.raises(UserError, match="multiple of 4"):
+    train.train_and_evaluate(_config(image_size=18), str(tmp_path / "a"))
+  with pytest.raises(UserError, match="does not split over 8 devices"):
+    train.train_and_evaluate(_config(batch_size=6), str(tmp_path / "b"))
+  with pytest.raises(UserError, match="unknown model 'nope'"):
+    train.train_and_evaluate(_config(**{"model.name": "nope"}), str(tmp_path / "c"))
+  with pytest.raises(UserError, match="dtype='float8'"):
+    train.train_and_evaluate(_config(dtype="float8"), str(tmp_path / "d"))
+
+
+def test_nan_loss_halts_without_checkpointing_it(tmp_path):
+  config = _config(num_train_steps=4)
+  config.optimizer.g_learning_rate = float("nan")
+  with pytest.raises(FloatingPointError, match="became NaN or Inf"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
