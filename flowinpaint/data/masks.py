@@ -89,9 +89,11 @@ def free_form_mask(
     x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
     vertices = [(x, y)]
     for angle in angles:
-      r = np.clip(rng.normal(average_radius, average_radius / 2), 0, 2 * average_radius)
-      x = int(np.clip(x + r * math.cos(angle), 0, width - 1))
-      y = int(np.clip(y + r * math.sin(angle), 0, height - 1))
+      # Python min/max: np.clip on scalars costs more than drawing the stroke.
+      r = min(max(float(rng.normal(average_radius, average_radius / 2)), 0.0),
+              2 * average_radius)
+      x = int(min(max(x + r * math.cos(angle), 0), width - 1))
+      y = int(min(max(y + r * math.sin(angle), 0), height - 1))
       vertices.append((x, y))
     brush = max(1, int(rng.uniform(min_width, max_width) * width_scale))
     for p, q in zip(vertices[:-1], vertices[1:]):

@@ -1,0 +1,155 @@
+"""Training-input throughput of flowinpaint.data.pipeline.train_batches.
+
+  python experiments/data_loading/bench_loader.py            # full table (README numbers)
+  python experiments/data_loading/bench_loader.py --quick    # a smoke run
+
+Sources: the embedded scikit-image photos (decoded once, in memory) and a folder of JPEGs
+written from them (decoded for every sample, like a real dataset on disk). Prints the
+machine, versions, a per-sample cost breakdown and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import itertools
+import os
+import platform
+import tempfile
+import time
+
+import cv2
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from flowinpaint.data import datasets
+from flowinpaint.data import masks
+from flowinpaint.data import pipeline
+
+
+def _cpu_name() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown CPU'
+
+
+def _write_jpegs(folder: str, count: int, short_side: int) -> tuple[int, int]:
+  """`count` JPEGs (quality 90) cut and resized from the embedded photos; returns a shape."""
+  rng = np.random.default_rng(0)
+  photos = datasets.embedded_images()
+  shape = (0, 0)
+  for i in range(count):
+    photo = photos[i % len(photos)]
+    h, w = photo.shape[:2]
+    # Places365-like 3:4 landscape frames with the given short side.
+    crop_h = min(h, int(w * 3 / 4))
+    top = int(rng.integers(0, h - crop_h + 1))
+    frame = photo[top:top + crop_h]
+    new_w = round(short_side * frame.shape[1] / frame.shape[0])
+    frame = cv2.resize(frame, (new_w, short_side), interpolation=cv2.INTER_AREA)
+    Image.fromarray(frame).save(os.path.join(folder, f'{i:05d}.jpg'), quality=90)
+    shape = frame.shape
+  return shape
+
+
+def _time_loader(config, *, batch_size, image_size, workers, threads, batches, warmup):
+  t0 = time.perf_counter()
+  with pipeline.train_batches(config, batch_size=batch_size, image_size=image_size, seed=0,
+                              mask_kind='free_form_and_box', num_workers=workers,
+                              num_threads=threads, prefetch=2) as it:
+    for _ in itertools.islice(it, warmup):
+      pass
+    t1 = time.perf_counter()
+    for _ in itertools.islice(it, batches):
+      pass
+    t2 = time.perf_counter()
+  return t1 - t0, batches / (t2 - t1)
+
+
+def _per_sample_costs(jpeg_path: str, image_size: int, repeats: int = 50) -> dict[str, float]:
+  """Milliseconds per sample of each stage, one thread."""
+  rng = np.random.default_rng(0)
+  photo = datasets.embedded_images()[0]
+  costs = {}
+  t = time.perf_counter()
+  for _ in range(repeats):
+    datasets.load_image(jpeg_path)
+  costs['JPEG decode (PIL)'] = (time.perf_counter() - t) / repeats * 1e3
+  t = time.perf_counter()
+  for _ in range(repeats):
+    c = pipeline.random_crop(photo, image_size, rng)[:, ::-1]
+    np.ascontiguousarray(c)
+  costs['crop + flip'] = (time.perf_counter() - t) / repeats * 1e3
+  t = time.perf_counter()
+  masks.sample_masks(0, np.arange(repeats), image_size, image_size, 'free_form_and_box')
+  costs['free_form_and_box mask'] = (time.perf_counter() - t) / repeats * 1e3
+  batch = np.zeros((16, image_size, image_size, 3), np.uint8)
+  t = time.perf_counter()
+  for _ in range(repeats):
+    batch.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1)
+  costs['uint8 -> float32 (main process), per sample'] = (
+      (time.perf_counter() - t) / repeats / 16 * 1e3)
+  return costs
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--batch_size', type=int, default=16)
+  parser.add_argument('--image_size', type=int, default=256)
+  parser.add_argument('--batches', type=int, default=60, help='timed batches per row')
+  parser.add_argument('--warmup', type=int, default=5, help='untimed batches (worker start)')
+  parser.add_argument('--workers', default='0,1,2')
+  parser.add_argument('--threads', default='1,2', help='reader threads per process')
+  parser.add_argument('--jpegs', type=int, default=200)
+  parser.add_argument('--jpeg_short_side', type=int, default=512)
+  parser.add_argument('--quick', action='store_true')
+  args = parser.parse_args()
+  if args.quick:
+    args.batches, args.warmup, args.jpegs, args.workers, args.threads = 5, 1, 16, '0,1', '1'
+
+  versions = ', '.join(
+      f'{p} {importlib.metadata.version(p)}'
+      for p in ('numpy', 'grain', 'opencv-python-headless', 'pillow', 'scikit-image'))
+  print(f'machine: {os.cpu_count()} CPUs ({_cpu_name()}), Python {platform.python_version()}')
+  print(f'versions: {versions}')
+  embedded_shapes = sorted(im.shape[:2] for im in datasets.embedded_images())
+  print(f'embedded: {len(embedded_shapes)} photos, sizes {embedded_shapes[0]}..'
+        f'{embedded_shapes[-1]} (decoded once, held in memory)')
+
+  with tempfile.TemporaryDirectory() as folder:
+    shape = _write_jpegs(folder, args.jpegs, args.jpeg_short_side)
+    print(f'folder: {args.jpegs} JPEGs (quality 90), e.g. {shape[0]}x{shape[1]}, '
+          'decoded per sample')
+    print(f'batch {args.batch_size} at {args.image_size}x{args.image_size}, '
+          'mask free_form_and_box, prefetch 2\n')
+
+    print('per-sample cost, one thread:')
+    for stage, ms in _per_sample_costs(os.path.join(folder, '00000.jpg'),
+                                       args.image_size).items():
+      print(f'  {stage:45s} {ms:6.2f} ms')
+    print()
+
+    configs = {
+        'embedded': ml_collections.ConfigDict({'dataset': 'embedded'}),
+        'JPEG folder': ml_collections.ConfigDict({'dataset': 'folder', 'path': folder}),
+    }
+    print('| source | workers | threads | start-up s | batches/s | images/s |')
+    print('|---|---|---|---|---|---|')
+    for (name, config), workers, threads in itertools.product(
+        configs.items(), [int(w) for w in args.workers.split(',')],
+        [int(t) for t in args.threads.split(',')]):
+      startup, rate = _time_loader(
+          config, batch_size=args.batch_size, image_size=args.image_size, workers=workers,
+          threads=threads, batches=args.batches, warmup=args.warmup)
+      print(f'| {name} | {workers} | {threads} | {startup:.1f} | {rate:.2f} | '
+            f'{rate * args.batch_size:.0f} |', flush=True)
+
+
+if __name__ == '__main__':  # Required: grain starts its workers with 'spawn'.
+  main()
