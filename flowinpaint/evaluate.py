@@ -161,16 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-  import ml_collections
-  from flowinpaint.data import datasets, masks as masks_lib, pipeline
   if not os.path.isdir(args.images):
     raise UserError(f"--images {args.images!r} is not a folder")
+  import ml_collections
+  from flowinpaint.data import datasets, masks as masks_lib, pipeline
   try:
     masks_lib.check_kind(args.mask_kind)
   except ValueError as e:
     raise UserError(str(e)) from e
   data = ml_collections.ConfigDict({"dataset": "folder", "path": args.images})
-  num = args.num if args.num is not None else len(datasets.ImageFolder(args.images))
+  folder = datasets.ImageFolder(args.images)
+  if args.output:
+    from flowinpaint import image_io
+    image_io.check_not_input(args.output, folder.paths)
+  num = args.num if args.num is not None else len(folder)
   batch = pipeline.eval_batch(data, num_images=num, image_size=args.size, seed=args.mask_seed,
                               mask_kind=args.mask_kind)
   return _as_uint8_images(batch["image"]), batch["mask"][..., 0]
@@ -193,10 +197,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise UserError(f"--num must be >= 1, got {args.num}")
   if args.output and os.path.isdir(args.output):
     raise UserError(f"--output {args.output!r} is a folder; give a .json file path")
+  # Data first: a wrong folder or mask kind fails before any model is loaded.
+  images, masks = _load(args)
   from flowinpaint import inference
   inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
                else inference.make_inpainter(args.checkpoint))
-  images, masks = _load(args)
   result = evaluate_inpainter(inpainter, images, masks)
   print(_table(result))
   if args.output:

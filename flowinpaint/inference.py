@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Protocol, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from flowinpaint.errors import UserError
@@ -125,6 +123,7 @@ class ModelInpainter:
     self.name = self.model_name
     self.config = config
     self.compiled_shapes: set[tuple[int, ...]] = set()
+    import jax  # Lazy: classical inpainting never needs JAX.
 
     def run(variables, image, mask):
       out = generator.apply(variables, image, mask, train=False)
@@ -153,6 +152,8 @@ class ModelInpainter:
 
     Catches checkpoints of other kinds (a flow network, a discriminator) before any real work.
     """
+    import jax
+    import jax.numpy as jnp
     size = max(self.multiple, 64)
     size = -(-size // self.multiple) * self.multiple
     image = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)

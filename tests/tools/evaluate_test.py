@@ -110,3 +110,11 @@ def test_cli_errors(tmp_path):
   (tmp_path / "a.png").write_bytes(b"")
   res = _run("--method", "telea", "--images", tmp_path, "--mask-kind", "blobs")
   assert res.returncode == 2 and "blobs" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_cli_refuses_to_overwrite_an_image(tmp_path):
+  Image.fromarray(_photo(20, 20, 0)).save(tmp_path / "a.png")
+  res = _run("--method", "telea", "--images", tmp_path, "--size", 16, "--output",
+             tmp_path / "a.png")
+  assert res.returncode == 2 and "overwrite" in res.stderr and "Traceback" not in res.stderr
