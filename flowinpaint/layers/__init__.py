@@ -1,0 +1,19 @@
+"""Reusable Flax layers for inpainting. Imports nothing else from flowinpaint."""
+
+from flowinpaint.layers.contextual_attention import ContextualAttention
+from flowinpaint.layers.contextual_attention import contextual_attention
+from flowinpaint.layers.gated_conv import GatedConv
+from flowinpaint.layers.gated_conv import GatedUpConv
+from flowinpaint.layers.gated_conv import upsample_nearest
+from flowinpaint.layers.padding import same_pads
+from flowinpaint.layers.spectral_norm import SNConv
+
+__all__ = [
+    'ContextualAttention',
+    'GatedConv',
+    'GatedUpConv',
+    'SNConv',
+    'contextual_attention',
+    'same_pads',
+    'upsample_nearest',
+]

@@ -1,0 +1,276 @@
+"""Contextual attention (Yu et al., "Generative Image Inpainting with Contextual Attention", 2018).
+
+Foreground positions borrow background features: 3x3 patches of the (1/rate downscaled)
+background are matched against the foreground by normalised correlation, the score map is
+"fused" (propagated along the flattened foreground/background indices, first row-major then
+column-major, wrapping across rows exactly as the TF reference does), patches touching the hole
+are excluded, and the softmax-weighted raw (2*rate)x(2*rate) full-resolution patches are pasted
+back with a transposed conv of stride `rate`.
+
+Sizes not divisible by `rate`: the downscale keeps every `rate`-th pixel starting at 0
+(`x[:, ::rate, ::rate]`, ceil(H / rate) rows). This is what PyTorch's nearest resize by 1/rate
+does; the TF reference's `resize_nearest_neighbor(align_corners=True)` instead picks even rows in
+the first half and odd rows in the second half, and only works for even sizes. The ceil grid
+matches the TF-'SAME' raw patch grid and the transposed conv back to the exact input size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from flowinpaint.layers.padding import same_pads
+
+
+def _extract_patches(x: jax.Array, k: int, stride: int) -> jax.Array:
+  """TF-'SAME' zero-padded patches: [B, H, W, C] -> [B, ceil(H/s), ceil(W/s), k, k, C]."""
+  _, h, w, _ = x.shape
+  ph, pw = same_pads(h, k, stride), same_pads(w, k, stride)
+  xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+  oh, ow = math.ceil(h / stride), math.ceil(w / stride)
+  rows = []
+  for a in range(k):
+    cols = [xp[:, a:a + (oh - 1) * stride + 1:stride, c:c + (ow - 1) * stride + 1:stride]
+            for c in range(k)]
+    rows.append(jnp.stack(cols, axis=3))
+  return jnp.stack(rows, axis=3)
+
+
+def _fold(p: jax.Array, out_h: int, out_w: int, rate: int) -> jax.Array:
+  """Transposed conv with identity weights (overlap-add), TF 'SAME', stride `rate`.
+
+  p: [B, fh, fw, k, k, C] patches centred on the `rate`-strided grid -> [B, out_h, out_w, C].
+  """
+  bsz, fh, fw, k, _, c = p.shape
+  canvas_h, canvas_w = (fh - 1) * rate + k, (fw - 1) * rate + k
+  zero = jnp.zeros((), p.dtype)
+  out = None
+  for a in range(k):
+    for b in range(k):
+      # Interior padding spreads the grid `rate` apart; edge padding shifts it by (a, b).
+      placed = lax.pad(p[:, :, :, a, b, :], zero, (
+          (0, 0, 0),
+          (a, canvas_h - a - (fh - 1) * rate - 1, rate - 1),
+          (b, canvas_w - b - (fw - 1) * rate - 1, rate - 1),
+          (0, 0, 0)))
+      out = placed if out is None else out + placed
+  top, left = same_pads(out_h, k, rate)[0], same_pads(out_w, k, rate)[0]
+  return out[:, top:top + out_h, left:left + out_w, :]
+
+
+def _shift_last(x: jax.Array, d: int) -> jax.Array:
+  """y[..., j] = x[..., j + d], zero outside."""
+  if d == 0:
+    return x
+  n = x.shape[-1]
+  pad = [(0, 0)] * (x.ndim - 1)
+  if d > 0:
+    return jnp.pad(x[..., d:], pad + [(0, d)])
+  return jnp.pad(x[..., :n + d], pad + [(-d, 0)])
+
+
+def _diag_sum(s: jax.Array, k: int) -> jax.Array:
+  """2-D 'SAME' correlation of [B, N, M] with eye(k): out[i, j] = sum_d s[i+d, j+d]."""
+  lo, hi = (k - 1) // 2, k // 2
+  _, n, m = s.shape
+  sp = jnp.pad(s, ((0, 0), (lo, hi), (lo, hi)))
+  return sum(sp[:, a:a + n, a:a + m] for a in range(k))
+
+
+def _fuse_full(s: jax.Array, fg: tuple[int, int], bg: tuple[int, int], k: int) -> jax.Array:
+  """Row-major then column-major identity-kernel propagation of scores [B, Nf, Nb]."""
+  (fh, fw), (bh, bw) = fg, bg
+  bsz = s.shape[0]
+  s = _diag_sum(s, k)
+  s = s.reshape(bsz, fh, fw, bh, bw).transpose(0, 2, 1, 4, 3).reshape(bsz, fw * fh, bw * bh)
+  s = _diag_sum(s, k)
+  return s.reshape(bsz, fw, fh, bw, bh).transpose(0, 2, 1, 4, 3).reshape(bsz, fh * fw, bh * bw)
+
+
+def _chunk_tables(fh: int, fw: int, k: int, chunk: int) -> dict[str, np.ndarray]:
+  """Static gather tables for fusing scores chunk by chunk.
+
+  Chunks are runs of `chunk` foreground positions in column-major order (the order of the
+  second fusion pass). Pass 2 needs pass-1 rows of a halo `Q` around the chunk; pass 1 needs raw
+  score rows of the row-major neighbours of `Q`, which (with the wrap) form the `window`.
+  """
+  nf = fh * fw
+  lo, hi = (k - 1) // 2, k // 2
+  ds = np.arange(-lo, hi + 1)
+  n = -(-nf // chunk)
+  c = np.arange(n)[:, None] * chunk + np.arange(chunk)[None]
+  q = np.arange(n)[:, None] * chunk - lo + np.arange(chunk + lo + hi)[None]
+  q_ok = (q >= 0) & (q < nf)
+  qc = np.clip(q, 0, nf - 1)
+  rm_q = (qc % fh) * fw + qc // fh
+  nbr = rm_q[..., None] + ds
+  val1 = q_ok[..., None] & (nbr >= 0) & (nbr < nf)
+  nbr = np.where(val1, nbr, rm_q[..., None])
+  uniq = [np.unique(row) for row in nbr.reshape(n, -1)]
+  width = max(len(u) for u in uniq)
+  window = np.stack([np.pad(u, (0, width - len(u)), mode='edge') for u in uniq])
+  src1 = np.stack([np.searchsorted(u, r) for u, r in zip(uniq, nbr)])
+  val2 = (c[..., None] + ds >= 0) & (c[..., None] + ds < nf)
+  return dict(window=window.astype(np.int32), src1=src1.astype(np.int32),
+              val1=val1.astype(np.float32), val2=val2.astype(np.float32))
+
+
+def _attend(scores: jax.Array, mm: jax.Array, scale: float) -> jax.Array:
+  """Masked softmax over the background axis: [B, P, Nb] x [B, Nb] -> [B, P, Nb] (f32)."""
+  mm = mm[:, None, :]
+  # Masked scores become 0 (not -inf) before the softmax, exactly as in the reference.
+  return jax.nn.softmax(scores * mm * scale, axis=-1) * mm
+
+
+def contextual_attention(
+    f: jax.Array,
+    b: jax.Array,
+    mask: Optional[jax.Array] = None,
+    *,
+    ksize: int = 3,
+    stride: int = 1,
+    rate: int = 2,
+    fuse_k: int = 3,
+    softmax_scale: float = 10.,
+    fuse: bool = True,
+    chunk_size: Optional[int] = None,
+    return_offsets: bool = True,
+) -> tuple[jax.Array, Optional[jax.Array]]:
+  """Contextual attention with DeepFill's exact semantics, batched over samples.
+
+  Args:
+    f: foreground features [B, Hf, Wf, C].
+    b: background features [B, Hb, Wb, C] (DeepFill passes b = f).
+    mask: [B or 1, Hb, Wb, 1] at b's resolution, 1 = hole (non-zero counts as hole); background
+      patches touching the hole get no attention. None: every patch is valid.
+    ksize: matching patch size on the downscaled maps.
+    stride: stride of background patches on the downscaled maps.
+    rate: downscale factor for matching; raw patches are (2*rate)x(2*rate).
+    fuse_k: size of the identity kernel that propagates scores.
+    softmax_scale: softmax temperature (scores are cosine-like, so 10 sharpens them).
+    fuse: whether to propagate scores.
+    chunk_size: if set, foreground positions (of the downscaled map) are processed this many at
+      a time with `lax.map`, bounding the score memory to ~chunk x background positions.
+    return_offsets: whether to compute the argmax offsets.
+
+  Returns:
+    y: [B, Hf, Wf, C] in f's dtype.
+    offsets: int32 [B, Hf, Wf, 2] as (dy, dx): argmax source position minus own position in
+      downscaled-map units, nearest-upsampled by `rate` to f's size (as the reference's flow
+      picture); None when `return_offsets` is False.
+  """
+  bsz, hf, wf, c = f.shape
+  _, hb, wb, _ = b.shape
+  dtype = jnp.result_type(f.dtype, b.dtype)
+  f, b = f.astype(dtype), b.astype(dtype)
+
+  k_raw = 2 * rate
+  raw = _extract_patches(b, k_raw, rate * stride)
+  nbh, nbw = raw.shape[1:3]
+  nb = nbh * nbw
+  raw = raw.reshape(bsz, nb, k_raw * k_raw * c)
+
+  fd, bd = f[:, ::rate, ::rate], b[:, ::rate, ::rate]
+  fh, fw = fd.shape[1:3]
+  nf = fh * fw
+
+  w = _extract_patches(bd, ksize, stride).reshape(bsz, nb, ksize * ksize * c)
+  w32 = w.astype(jnp.float32)
+  # max(norm, 1e-4) written so that all-zero patches keep finite gradients.
+  norm = jnp.sqrt(jnp.maximum(jnp.sum(w32 * w32, axis=-1, keepdims=True), 1e-8))
+  wn = (w32 / norm).astype(dtype)
+  fp = _extract_patches(fd, ksize, 1).reshape(bsz, nf, ksize * ksize * c)
+
+  if mask is None:
+    mm = jnp.ones((bsz, nb), jnp.float32)
+  else:
+    md = jnp.broadcast_to(mask, (bsz, hb, wb, mask.shape[-1]))[:, ::rate, ::rate]
+    hole = jnp.any(md != 0, axis=-1, keepdims=True).astype(jnp.float32)
+    pads = (same_pads(hole.shape[1], ksize, stride), same_pads(hole.shape[2], ksize, stride))
+    count = lax.reduce_window(hole, 0., lax.add, (1, ksize, ksize, 1), (1, stride, stride, 1),
+                              ((0, 0),) + pads + ((0, 0),))
+    mm = (count == 0).astype(jnp.float32).reshape(bsz, nb)
+
+  def scores(fpatches: jax.Array) -> jax.Array:
+    return jnp.einsum('bpk,bqk->bpq', fpatches, wn, preferred_element_type=jnp.float32)
+
+  def finish(fused: jax.Array) -> tuple[jax.Array, jax.Array]:
+    att = _attend(fused, mm, softmax_scale)
+    pasted = jnp.einsum('bpq,bqk->bpk', att.astype(dtype), raw)
+    return pasted, jnp.argmax(att, axis=-1).astype(jnp.int32)
+
+  k = fuse_k if fuse else 1
+  if chunk_size is None or chunk_size >= nf:
+    pasted, idx = finish(_fuse_full(scores(fp), (fh, fw), (nbh, nbw), k))
+  else:
+    chunk = min(chunk_size, nf)
+    tables = _chunk_tables(fh, fw, k, chunk)
+    lo = (k - 1) // 2
+    ds = range(-lo, k // 2 + 1)
+
+    def to_cm(x: jax.Array) -> jax.Array:
+      # Background axis row-major -> column-major (its inverse is `to_rm`).
+      return x.reshape(x.shape[:-1] + (nbh, nbw)).swapaxes(-1, -2).reshape(x.shape)
+
+    def to_rm(x: jax.Array) -> jax.Array:
+      return x.reshape(x.shape[:-1] + (nbw, nbh)).swapaxes(-1, -2).reshape(x.shape)
+
+    def one_chunk(t: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+      s = scores(jnp.take(fp, t['window'], axis=1))
+      h = sum(_shift_last(jnp.take(s, t['src1'][:, a], axis=1), d) * t['val1'][None, :, a, None]
+              for a, d in enumerate(ds))
+      h = to_cm(h)
+      g = sum(_shift_last(h[:, a:a + chunk], d) * t['val2'][None, :, a, None]
+              for a, d in enumerate(ds))
+      return finish(to_rm(g))
+
+    pasted, idx = lax.map(one_chunk, {key: jnp.asarray(v) for key, v in tables.items()})
+    # [n, B, chunk, ...] in column-major foreground order -> [B, Nf, ...] row-major.
+    pasted = pasted.swapaxes(0, 1).reshape(bsz, -1, pasted.shape[-1])[:, :nf]
+    pasted = pasted.reshape(bsz, fw, fh, -1).swapaxes(1, 2).reshape(bsz, nf, -1)
+    idx = idx.swapaxes(0, 1).reshape(bsz, -1)[:, :nf]
+    idx = idx.reshape(bsz, fw, fh).swapaxes(1, 2).reshape(bsz, nf)
+
+  pasted = pasted.reshape(bsz, fh, fw, k_raw, k_raw, c)
+  # Each output pixel is covered by rate x rate pasted patches; the reference divides by 4.
+  y = (_fold(pasted, hf, wf, rate) / 4.).astype(dtype)
+
+  offsets = None
+  if return_offsets:
+    idx = idx.reshape(bsz, fh, fw)
+    src = jnp.stack([(idx // nbw) * stride, (idx % nbw) * stride], axis=-1)
+    own = jnp.stack(jnp.meshgrid(jnp.arange(fh), jnp.arange(fw), indexing='ij'), axis=-1)
+    offsets = (src - own).astype(jnp.int32)
+    offsets = jnp.repeat(jnp.repeat(offsets, rate, axis=1), rate, axis=2)[:, :hf, :wf]
+  return y, offsets
+
+
+class ContextualAttention(nn.Module):
+  """Module wrapper of `contextual_attention` (it has no parameters).
+
+  `__call__(f [B,Hf,Wf,C], b [B,Hb,Wb,C], mask [B|1,Hb,Wb,1] | None) -> (y, offsets)`.
+  """
+  ksize: int = 3
+  stride: int = 1
+  rate: int = 2
+  fuse_k: int = 3
+  softmax_scale: float = 10.
+  fuse: bool = True
+  chunk_size: Optional[int] = None
+  return_offsets: bool = True
+  dtype: Optional[Any] = None
+
+  def __call__(self, f: jax.Array, b: jax.Array,
+               mask: Optional[jax.Array] = None) -> tuple[jax.Array, Optional[jax.Array]]:
+    if self.dtype is not None:
+      f, b = f.astype(self.dtype), b.astype(self.dtype)
+    return contextual_attention(
+        f, b, mask, ksize=self.ksize, stride=self.stride, rate=self.rate, fuse_k=self.fuse_k,
+        softmax_scale=self.softmax_scale, fuse=self.fuse, chunk_size=self.chunk_size,
+        return_offsets=self.return_offsets)
