@@ -81,7 +81,11 @@ def _open(path: str, max_pixels: Optional[int], what: str) -> Image.Image:
         raise UserError(
             f"{what} file {path!r} is {w}x{h} ({w * h / 1e6:.0f} megapixels), over the limit of "
             f"{limit / 1e6:.0f} megapixels (decompression-bomb guard)")
+      # Pillow reads 16-bit RGB(A) PNGs as 8-bit (high byte); remember it to tell the user.
+      deep = im.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in (im.tile or ()))
       im.load()
+      if deep:
+        im.info["_deep"] = True
       transposed = ImageOps.exif_transpose(im)
   except UserError:
     raise
@@ -96,6 +100,8 @@ def _open(path: str, max_pixels: Optional[int], what: str) -> Image.Image:
     # The transposed copy loses the format and the PNG text chunks; carry them over.
     transposed.format = im.format
     transposed.info.setdefault("_text", dict(getattr(im, "text", None) or {}))
+    if im.info.get("_deep"):
+      transposed.info["_deep"] = True
     im = transposed
   return im
 
@@ -138,6 +144,8 @@ def read_image(path: str, *, max_pixels: Optional[int] = None) -> LoadedImage:
   im = _open(path, max_pixels, "image")
   mode, notes = im.mode, []
   alpha = None
+  if im.info.get("_deep"):
+    notes.append(f"{path}: 16-bit {mode} image quantised to 8 bits; the output is 8-bit")
   if mode == "P":
     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
   elif mode == "PA":

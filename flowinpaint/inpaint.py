@@ -106,11 +106,19 @@ def plan(args: argparse.Namespace) -> list[Job]:
     if not images:
       raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {args.image!r}")
     masks = _mask_index(args.mask) if os.path.isdir(args.mask) else None
+    if masks is not None and image_io.same_file(args.mask, args.image):
+      # Masks kept beside their images ('x.png' + 'x_mask.png'): the masks are not images.
+      images = [p for p in images
+                if not os.path.splitext(os.path.basename(p))[0].endswith("_mask")]
+    elif masks is None:
+      images = [p for p in images if not image_io.same_file(p, args.mask)]
     jobs = []
     for path in images:
       stem, ext = os.path.splitext(os.path.basename(path))
       if masks is None:
         mask = args.mask
+      elif image_io.same_file(args.mask, args.image):
+        mask = masks.get(f"{stem}_mask")
       else:
         mask = masks.get(stem) or masks.get(f"{stem}_mask")
       if args.format:

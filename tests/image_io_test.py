@@ -182,3 +182,10 @@ def test_jpeg_drops_alpha_with_note(tmp_path):
                                "RGBA")
   assert notes and "alpha" in notes[0]
   assert Image.open(tmp_path / "a.jpg").mode == "RGB"
+
+
+def test_16bit_rgb_png_gets_a_note(tmp_path):
+  import cv2
+  cv2.imwrite(str(tmp_path / "rgb16.png"), np.full((3, 4, 3), 40000, np.uint16))
+  img = image_io.read_image(str(tmp_path / "rgb16.png"))
+  assert img.rgb.shape == (3, 4, 3) and any("8 bits" in n for n in img.notes)

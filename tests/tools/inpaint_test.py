@@ -250,3 +250,18 @@ def test_model_path_in_process(tmp_path, monkeypatch, capsys):
   rc = inpaint.main(["--checkpoint", str(tmp_path), "--image", str(tmp_path / "g.png"),
                      "--mask", str(tmp_path / "m.png"), "--output", str(tmp_path / "x.png")])
   assert rc == 2 and "not an image inpainting generator" in capsys.readouterr().err
+
+
+def test_folder_mode_masks_beside_images_and_format(tmp_path):
+  src = tmp_path / "in"
+  src.mkdir()
+  img = _photo(16, 18)
+  Image.fromarray(img).save(src / "x.png")
+  Image.fromarray(_mask(16, 18)).save(src / "x_mask.png")
+  res = run("--method", "telea", "--image", src, "--mask", src, "--output", tmp_path / "out",
+            "--format", "webp")
+  assert res.returncode == 0, res.stderr
+  assert os.listdir(tmp_path / "out") == ["x.webp"]
+  hole = _mask(16, 18) > 127
+  out = np.asarray(Image.open(tmp_path / "out" / "x.webp").convert("RGB"))
+  np.testing.assert_array_equal(out[~hole], img[~hole])  # lossless WebP
