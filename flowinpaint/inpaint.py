@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "input's")
   p.add_argument("--quality", type=int, default=95, help="JPEG quality of JPEG outputs")
   p.add_argument("--max-pixels", type=int, default=None,
-                 help="refuse larger images (decompression-bomb guard); default Pillow's ~89M")
+                 help="refuse larger images (decompression-bomb guard); default Pillow's ~89M, 0: no limit")
   return p
 
 
