@@ -1,0 +1,182 @@
+"""Remove an object or a person from a video: `python -m flowinpaint.remove`.
+
+  python -m flowinpaint.remove --video clip.mp4 --masks masks/ --output clean.mp4
+  python -m flowinpaint.remove --video frames/ --masks logo.png --output clean_frames/ --dilate 4
+
+VIDEO is a video file (mp4, mov, mkv, avi, ...) or a folder of frames (natural sort order: 2.png
+comes before 10.png). MASKS is a folder with one mask per frame, or one mask image for every frame
+(white, > 127 in any channel, = remove). OUTPUT is a video file (H.264; same fps, size and frame
+count as the input unless --fps/--resize say otherwise) or a folder of PNG frames, where every
+pixel outside the (dilated) masks is the input's, bit for bit.
+
+Pipeline (Deep Flow-Guided Video Inpainting, Xu et al. 2019): optical flow between neighbouring
+frames, flow completion inside the holes, propagation of known pixels along the flow, and an
+image inpainter for what no frame ever shows, repeated until nothing is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import os
+import sys
+import time
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from flowinpaint.errors import UserError, cli_entry
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse whose errors are one `error: ...` line (via cli_entry)."""
+
+  def error(self, message: str):
+    raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="python -m flowinpaint.remove", description=__doc__.split("\n\n")[0],
+              epilog=__doc__.split("\n\n", 1)[1],
+              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--video", required=True, help="video file or folder of frames")
+  p.add_argument("--masks", required=True, help="folder of per-frame masks, or one mask image")
+  p.add_argument("--output", required=True, help="output video file (.mp4 ...) or PNG folder")
+  p.add_argument("--dilate", type=int, default=0, metavar="N",
+                 help="grow the masks by N pixels (segmentation masks miss edges and shadows)")
+  p.add_argument("--fps", type=float, help="process and write at this lower frame rate")
+  p.add_argument("--input-fps", type=float, default=24.0,
+                 help="frame rate of a frame-folder input (default 24)")
+  p.add_argument("--resize", help="process at WxH (e.g. 432x240) or a scale (e.g. 0.5)")
+  p.add_argument("--fill-method", default="telea",
+                 help="image inpainter for never-seen regions: telea, ns, or a flowinpaint "
+                 "checkpoint folder (default telea)")
+  p.add_argument("--flow", default="dis", choices=("dis", "farneback"),
+                 help="optical flow estimator (default dis)")
+  p.add_argument("--max-frames-in-memory", type=int, metavar="N",
+                 help="process in overlapping windows of N frames so memory stays bounded")
+  p.add_argument("--crf", type=int, default=17, help="H.264 quality, lower = better (17)")
+  p.add_argument("--quiet", action="store_true", help="no progress bars")
+  return p
+
+
+def parse_resize(spec: str | None, width: int, height: int) -> tuple[int, int]:
+  """(width, height) from 'WxH' or a scale factor; the input size when spec is None."""
+  if not spec:
+    return width, height
+  try:
+    if "x" in spec.lower():
+      w, h = (int(v) for v in spec.lower().split("x"))
+    else:
+      s = float(spec)
+      w, h = max(int(round(width * s)), 1), max(int(round(height * s)), 1)
+  except ValueError:
+    raise UserError(f"--resize {spec!r}: use WxH (e.g. 432x240) or a scale (e.g. 0.5)") from None
+  if w < 2 or h < 2 or w > 16384 or h > 16384:
+    raise UserError(f"--resize {spec!r} gives {w}x{h}; sizes from 2 to 16384 work")
+  return w, h
+
+
+def select_frames(num_frames: int, in_fps: fractions.Fraction, fps: float | None
+                  ) -> tuple[list[int], fractions.Fraction]:
+  """Indices of the frames to keep for output rate `fps`, and that rate."""
+  if fps is None:
+    return list(range(num_frames)), in_fps
+  if fps <= 0:
+    raise UserError(f"--fps must be positive, got {fps}")
+  out = fractions.Fraction(fps).limit_denominator(1001)
+  if out > in_fps:
+    raise UserError(f"--fps {fps} is above the input's {float(in_fps):.3f} fps; --fps can only "
+                    "reduce the frame rate")
+  # Keep the first frame of each output frame interval.
+  slots = [int(i * out / in_fps) for i in range(num_frames)]
+  keep = [i for i in range(num_frames) if i == 0 or slots[i] != slots[i - 1]]
+  return keep, out
+
+
+def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+  if (img.shape[1], img.shape[0]) == size:
+    return img
+  if nearest:
+    return cv2.resize(img.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+  shrink = size[0] < img.shape[1]
+  return cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+@cli_entry
+def main(argv: Sequence[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
+  from flowinpaint.video import io as vio  # Lazy: keep --help fast.
+  from flowinpaint.video import pipeline
+
+  info = vio.probe(args.video, default_fps=args.input_fps)
+  out_kind = vio.check_output(args.output, args.video, args.masks)
+  masks = vio.MaskSource(args.masks, info.num_frames, info.height, info.width)
+  if args.dilate < 0:
+    raise UserError(f"--dilate must be >= 0, got {args.dilate}")
+  if args.max_frames_in_memory is not None and args.max_frames_in_memory < 4:
+    raise UserError("--max-frames-in-memory must be at least 4")
+  if args.crf < 0 or args.crf > 51:
+    raise UserError("--crf must be between 0 and 51")
+  indices, out_fps = select_frames(info.num_frames, info.fps, args.fps)
+  size = parse_resize(args.resize, info.width, info.height)
+  try:
+    estimator, completer, inpainter = pipeline.make_pipeline_parts(args.flow, args.fill_method)
+  except (FileNotFoundError, ValueError) as e:
+    raise UserError(f"--fill-method {args.fill_method}: {e}") from None
+
+  keep = set(indices)
+
+  def frames() -> Iterator[np.ndarray]:
+    for i, frame in enumerate(vio.iter_frames(info)):
+      if i in keep:
+        yield _resize(frame, size)
+
+  def mask_iter() -> Iterator[np.ndarray]:
+    for i in indices:
+      yield pipeline.dilate(_resize(masks[i], size, nearest=True), args.dilate)
+
+  stages = pipeline.Stages(len(indices), progress=not args.quiet)
+  if out_kind == "video":
+    root, ext = os.path.splitext(args.output)
+    tmp = f"{root}.partial{ext}"
+    writer = vio.VideoWriter(tmp, out_fps, size[1], size[0], crf=args.crf)
+  else:
+    names = [info.frame_names[i] for i in indices] if info.is_folder else None
+    tmp, writer = None, vio.FolderWriter(args.output, names)
+  start = time.perf_counter()
+  done = False
+  try:
+    for frame in pipeline.remove_stream(
+        frames(), mask_iter(), num_frames=len(indices), flow_estimator=estimator,
+        flow_completer=completer, inpainter=inpainter,
+        max_frames=args.max_frames_in_memory, stages=stages):
+      stages.start("write")
+      writer.write(frame)
+      stages.stop("write", 1)
+    writer.close()
+    done = True
+  finally:
+    stages.close()
+    if tmp is not None:
+      if done:
+        os.replace(tmp, args.output)
+      elif os.path.exists(tmp):
+        try:
+          writer.container.close()
+        except Exception:  # The run failed already; the partial file goes either way.
+          pass
+        os.remove(tmp)
+  seconds = time.perf_counter() - start
+  if writer.count != len(indices):
+    print(f"warning: decoded {writer.count} of the {len(indices)} frames the container "
+          "announced", file=sys.stderr)
+  print(f"wrote {writer.count} frames ({size[0]}x{size[1]}, {float(out_fps):.3f} fps) to "
+        f"{args.output} in {seconds:.1f} s ({writer.count / max(seconds, 1e-9):.2f} frames/s)",
+        file=sys.stderr)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
