@@ -75,8 +75,13 @@ class Stages:
 
   def advance(self, stage: str, frames: int) -> None:
     self.frames[stage] += frames
-    if stage in self.bars and frames:
-      self.bars[stage].update(frames)
+    if stage in self.bars:
+      bar = self.bars[stage]
+      # tqdm's own rate counts wall time since the start, stages overlap in it; this is the
+      # stage's own throughput.
+      rate = self.frames[stage] / max(self.seconds[stage], 1e-9)
+      bar.set_postfix_str(f"{rate:.2f} frames/s in stage", refresh=False)
+      bar.update(frames)
 
   def log(self, message: str) -> None:
     if self.bars:
