@@ -156,7 +156,9 @@ def contextual_attention(
     softmax_scale: softmax temperature (scores are cosine-like, so 10 sharpens them).
     fuse: whether to propagate scores.
     chunk_size: if set, foreground positions (of the downscaled map) are processed this many at
-      a time with `lax.map`, bounding the score memory to ~chunk x background positions.
+      a time with `lax.map`, bounding the score memory to ~(chunk + 2 * H/rate) x background
+      positions. Fusion needs a halo of score rows, so scores cost (chunk + 2 * H/rate) / chunk
+      times the unchunked matmul; choose chunk >= a few columns of the downscaled map.
     return_offsets: whether to compute the argmax offsets.
 
   Returns:
