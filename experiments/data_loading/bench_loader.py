@@ -72,46 +72,53 @@ def _time_loader(config, *, batch_size, image_size, workers, threads, batches, w
   return t1 - t0, batches / (t2 - t1)
 
 
-def _per_sample_costs(jpeg_path: str, image_size: int, repeats: int = 50) -> dict[str, float]:
-  """Milliseconds per sample of each stage, one thread."""
+def _cpu_ms(fn, repeats: int, rounds: int = 5) -> float:
+  """Median over rounds of CPU ms per call (all threads of this process, so OpenCV's own
+  threads count too): much less sensitive to other users' load than wall time."""
+  per_call = []
+  for _ in range(rounds):
+    t = time.process_time()
+    for _ in range(repeats):
+      fn()
+    per_call.append((time.process_time() - t) / repeats * 1e3)
+  return float(np.median(per_call))
+
+
+def _per_sample_costs(jpeg_path: str, image_size: int, repeats: int = 20) -> dict[str, float]:
+  """CPU milliseconds per sample of each stage."""
   rng = np.random.default_rng(0)
   photo = datasets.embedded_images()[0]
-  costs = {}
-  t = time.perf_counter()
-  for _ in range(repeats):
-    datasets.load_image(jpeg_path)
-  costs['JPEG decode (PIL)'] = (time.perf_counter() - t) / repeats * 1e3
-  t = time.perf_counter()
-  for _ in range(repeats):
-    c = pipeline.random_crop(photo, image_size, rng)[:, ::-1]
-    np.ascontiguousarray(c)
-  costs['crop + flip'] = (time.perf_counter() - t) / repeats * 1e3
-  t = time.perf_counter()
-  masks.sample_masks(0, np.arange(repeats), image_size, image_size, 'free_form_and_box')
-  costs['free_form_and_box mask'] = (time.perf_counter() - t) / repeats * 1e3
   batch = np.zeros((16, image_size, image_size, 3), np.uint8)
-  t = time.perf_counter()
-  for _ in range(repeats):
-    batch.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1)
-  costs['uint8 -> float32 (main process), per sample'] = (
-      (time.perf_counter() - t) / repeats / 16 * 1e3)
-  return costs
+  make = pipeline._MakeExample(0, image_size, 'free_form_and_box')  # pylint: disable=protected-access
+  return {
+      'JPEG decode (PIL)': _cpu_ms(lambda: datasets.load_image(jpeg_path), repeats),
+      'crop + flip': _cpu_ms(
+          lambda: cv2.flip(pipeline.random_crop(photo, image_size, rng), 1), repeats),
+      'free_form_and_box mask': _cpu_ms(
+          lambda: masks.sample_mask(rng, image_size, image_size, 'free_form_and_box'), repeats),
+      'whole worker sample, in-memory image': _cpu_ms(lambda: make(7, photo), repeats),
+      'uint8 -> float32 in the main process': _cpu_ms(
+          lambda: batch.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1),
+          repeats) / 16,
+  }
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--batch_size', type=int, default=16)
   parser.add_argument('--image_size', type=int, default=256)
-  parser.add_argument('--batches', type=int, default=60, help='timed batches per row')
+  parser.add_argument('--batches', type=int, default=40, help="timed batches per row and round")
   parser.add_argument('--warmup', type=int, default=5, help='untimed batches (worker start)')
   parser.add_argument('--workers', default='0,1,2')
   parser.add_argument('--threads', default='1,2', help='reader threads per process')
   parser.add_argument('--jpegs', type=int, default=200)
   parser.add_argument('--jpeg_short_side', type=int, default=512)
+  parser.add_argument('--rounds', type=int, default=3, help='repeats of the table (median)')
   parser.add_argument('--quick', action='store_true')
   args = parser.parse_args()
   if args.quick:
-    args.batches, args.warmup, args.jpegs, args.workers, args.threads = 5, 1, 16, '0,1', '1'
+    args.batches, args.warmup, args.jpegs, args.rounds = 5, 1, 16, 1
+    args.workers, args.threads = '0,1', '1'
 
   versions = ', '.join(
       f'{p} {importlib.metadata.version(p)}'
@@ -129,7 +136,7 @@ def main() -> None:
     print(f'batch {args.batch_size} at {args.image_size}x{args.image_size}, '
           'mask free_form_and_box, prefetch 2\n')
 
-    print('per-sample cost, one thread:')
+    print('per-sample CPU time, in-process (median of 5 rounds):')
     for stage, ms in _per_sample_costs(os.path.join(folder, '00000.jpg'),
                                        args.image_size).items():
       print(f'  {stage:45s} {ms:6.2f} ms')
@@ -139,16 +146,27 @@ def main() -> None:
         'embedded': ml_collections.ConfigDict({'dataset': 'embedded'}),
         'JPEG folder': ml_collections.ConfigDict({'dataset': 'folder', 'path': folder}),
     }
-    print('| source | workers | threads | start-up s | batches/s | images/s |')
-    print('|---|---|---|---|---|---|')
-    for (name, config), workers, threads in itertools.product(
-        configs.items(), [int(w) for w in args.workers.split(',')],
-        [int(t) for t in args.threads.split(',')]):
-      startup, rate = _time_loader(
-          config, batch_size=args.batch_size, image_size=args.image_size, workers=workers,
-          threads=threads, batches=args.batches, warmup=args.warmup)
-      print(f'| {name} | {workers} | {threads} | {startup:.1f} | {rate:.2f} | '
-            f'{rate * args.batch_size:.0f} |', flush=True)
+    rows = list(itertools.product(
+        configs, [int(w) for w in args.workers.split(',')],
+        [int(t) for t in args.threads.split(',')]))
+    results = {row: [] for row in rows}
+    # Rounds interleave the rows so that load from other users spreads over all of them.
+    for r in range(args.rounds):
+      print(f'round {r + 1}/{args.rounds}, load average {os.getloadavg()[0]:.1f}', flush=True)
+      for name, workers, threads in rows:
+        results[name, workers, threads].append(_time_loader(
+            configs[name], batch_size=args.batch_size, image_size=args.image_size,
+            workers=workers, threads=threads, batches=args.batches, warmup=args.warmup))
+    print(f'load average at the end {os.getloadavg()[0]:.1f}\n')
+    print('| source | workers | threads | start-up s | batches/s (median) | images/s | '
+          'batches/s (min..max) |')
+    print('|---|---|---|---|---|---|---|')
+    for (name, workers, threads), runs in results.items():
+      startup = np.median([s for s, _ in runs])
+      rates = [rate for _, rate in runs]
+      rate = float(np.median(rates))
+      print(f'| {name} | {workers} | {threads} | {startup:.1f} | {rate:.1f} | '
+            f'{rate * args.batch_size:.0f} | {min(rates):.1f}..{max(rates):.1f} |')
 
 
 if __name__ == '__main__':  # Required: grain starts its workers with 'spawn'.

@@ -18,5 +18,12 @@ from flowinpaint.data.masks import glcic_box_mask
 from flowinpaint.data.masks import MASK_KINDS
 from flowinpaint.data.masks import sample_mask
 from flowinpaint.data.masks import sample_masks
-from flowinpaint.data.pipeline import eval_batch
-from flowinpaint.data.pipeline import train_batches
+
+
+def __getattr__(name: str):
+  # The pipeline imports grain (~1 s); tools that only need masks should not pay for it.
+  if name in ('eval_batch', 'train_batches'):
+    from flowinpaint.data import pipeline  # pylint: disable=g-import-not-at-top
+
+    return getattr(pipeline, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

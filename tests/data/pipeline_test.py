@@ -137,3 +137,11 @@ def test_eval_batch_wraps_small_sources(colour_folder):
   batch = pipeline.eval_batch(colour_folder, num_images=7, image_size=16, seed=0)
   np.testing.assert_array_equal(batch['image'][5], batch['image'][0])
   assert not np.array_equal(batch['mask'][5], batch['mask'][0])
+
+
+def test_package_exports():
+  from flowinpaint import data  # pylint: disable=g-import-not-at-top
+
+  assert data.train_batches is pipeline.train_batches
+  assert data.eval_batch is pipeline.eval_batch
+  assert data.sample_masks is masks.sample_masks
