@@ -123,7 +123,8 @@ def crop_around_hole(image: jax.Array, mask: jax.Array, size: int) -> tuple[jax.
     raise ValueError(f'local patch size {size} does not fit in a {h}x{w} image')
   corner = hole_center(mask) - size // 2
   corner = jnp.clip(corner, 0, jnp.array([h - size, w - size], jnp.int32))
-  crop = lambda img, c: lax.dynamic_slice(img, (c[0], c[1], 0), (size, size, img.shape[-1]))
+  crop = lambda img, c: lax.dynamic_slice(img, (c[0], c[1], jnp.zeros((), c.dtype)),
+                                          (size, size, img.shape[-1]))
   return jax.vmap(crop)(image, corner), corner
 
 
