@@ -40,6 +40,14 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietLibraries:
+  """A logging filter: orbax and grain narrate every save and worker at INFO; keep warnings."""
+
+  def filter(self, record) -> bool:
+    noisy = any(f"/{lib}/" in record.pathname for lib in ("orbax", "grain"))
+    return record.levelno >= 30 or not noisy
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -51,6 +59,7 @@ def main(argv):
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
                jax.process_count(), jax.devices())
   try:

@@ -131,7 +131,7 @@ class SNPatchGAN(nn.Module):
 registry.register(registry.ModelSpec(
     name='deepfill_v2',
     make_generator=lambda cfg, dtype: DeepFillV2Generator(
-        cnum=cfg.get('cnum', 48), ca_chunk_size=cfg.get('ca_chunk_size', None), dtype=dtype),
+        cnum=cfg.get('cnum', 48), ca_chunk_size=cfg.get('ca_chunk_size') or None, dtype=dtype),
     make_discriminator=lambda cfg, dtype: SNPatchGAN(cnum=cfg.get('d_cnum', 64), dtype=dtype),
     multiple=8,
 ))
