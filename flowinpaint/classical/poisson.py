@@ -24,7 +24,7 @@ def glcic_postprocess(image_uint8: np.ndarray, completed_uint8: np.ndarray,
 
   Args:
     image_uint8: HxWx3 uint8, the input (its hole content is ignored).
-    completed_uint8: HxWx3 uint8, the network's (composited or not) completion.
+    completed_uint8: HxWx3 uint8, the network's completion (only its hole pixels are used).
     mask_bool: HxW or HxWx1, truthy = hole.
 
   Returns:
@@ -46,8 +46,10 @@ def glcic_postprocess(image_uint8: np.ndarray, completed_uint8: np.ndarray,
     return image.copy()
 
   mask_u8 = hole.astype(np.uint8) * 255
-  # Telea ignores the hole's content, so filling the input or the completion is the same.
-  filled = cv2.inpaint(np.ascontiguousarray(completed), mask_u8, 1, cv2.INPAINT_TELEA)
+  # As the reference, both steps work on the composited completion (OpenCV's Telea reads the
+  # hole's pixels at its rim, so the content there matters).
+  completed = np.where(hole[..., None], completed, image)
+  filled = cv2.inpaint(completed, mask_u8, 1, cv2.INPAINT_TELEA)
   # The box seamlessClone will use: OpenCV zeroes the mask's 1-pixel image border first.
   inner = mask_u8.copy()
   inner[0, :] = inner[-1, :] = 0
@@ -55,7 +57,7 @@ def glcic_postprocess(image_uint8: np.ndarray, completed_uint8: np.ndarray,
   blended = filled
   if inner.any():
     x, y, w, h = cv2.boundingRect(inner)
-    blended = cv2.seamlessClone(np.ascontiguousarray(completed), filled, mask_u8,
+    blended = cv2.seamlessClone(completed, filled, mask_u8,
                                 (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
   out = image.copy()
   out[hole] = blended[hole]
