@@ -1,0 +1,84 @@
+"""End to end: train DeepFill v2 with `flowinpaint.main`, then use the checkpoint in the tools."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _run(*args, timeout=600):
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("run")
+  proc = _run("flowinpaint.main", "--config", "configs/tiny.py", "--workdir", str(path),
+              "--config.num_train_steps=2", "--config.eval_every_steps=2")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return path
+
+
+@pytest.mark.slow
+def test_main_trains_and_leaves_every_artifact(workdir):
+  names = set(os.listdir(workdir))
+  assert {"checkpoints", "tensorboard", "samples", "eval_metrics.json", "metrics.jsonl",
+          "config.json"} <= names
+  assert os.listdir(workdir / "tensorboard")
+  with open(workdir / "eval_metrics.json") as f:
+    scores = json.load(f)
+  assert scores["step"] == 2 and np.isfinite(scores["psnr"])
+  grid = np.asarray(Image.open(workdir / "samples" / "step_0000002.png"))
+  assert grid.shape == (2 * 32, 4 * 32, 3)
+
+
+@pytest.mark.slow
+def test_inpaint_with_the_trained_checkpoint_on_an_odd_size(workdir, tmp_path):
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)
+  mask = np.zeros((45, 61), np.uint8)
+  mask[10:30, 20:44] = 255
+  Image.fromarray(image).save(tmp_path / "in.png")
+  Image.fromarray(mask).save(tmp_path / "mask.png")
+  proc = _run("flowinpaint.inpaint", "--checkpoint", str(workdir), "--image",
+              str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--output",
+              str(tmp_path / "out.png"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = np.asarray(Image.open(tmp_path / "out.png"))
+  assert out.shape == image.shape
+  outside = mask == 0
+  np.testing.assert_array_equal(out[outside], image[outside])
+  assert not np.array_equal(out[~outside], image[~outside])
+
+
+@pytest.mark.slow
+def test_evaluate_the_trained_checkpoint(workdir, tmp_path):
+  folder = tmp_path / "images"
+  folder.mkdir()
+  rng = np.random.default_rng(1)
+  for i in range(2):
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+  proc = _run("flowinpaint.evaluate", "--checkpoint", str(workdir), "--images", str(folder),
+              "--size", "32", "--output", str(tmp_path / "scores.json"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(tmp_path / "scores.json") as f:
+    scores = json.load(f)
+  text = json.dumps(scores)
+  for key in ("psnr", "ssim", "l1_hole", "hole_ratio", "seconds_per_image"):
+    assert key in text
+
+
+def test_main_reports_bad_knobs_in_one_line(tmp_path):
+  proc = _run("flowinpaint.main", "--config", "configs/tiny.py", "--workdir", str(tmp_path),
+              "--config.image_size=30")
+  assert proc.returncode == 2
+  assert "Traceback" not in proc.stderr
+  assert "error: image_size=30 must be a multiple of 8 for deepfill_v2" in proc.stderr
