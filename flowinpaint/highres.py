@@ -181,8 +181,9 @@ def _inpaint_scaled(inpainter: inference.Inpainter, rgb: np.ndarray, hole: np.nd
   # > 0 there. So every upscaled hole pixel reads from predicted content, not from the hole's old
   # (e.g. the removed object's) colours averaged into known pixels.
   small_hole = cv2.resize(hole.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0
-  # One more pixel: bicubic upscaling reads a 4x4 neighbourhood.
-  small_hole = cv2.dilate(small_hole.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+  # Two more pixels: bicubic upscaling reads two pixels either way, so a full-resolution hole
+  # pixel is made of predicted pixels only.
+  small_hole = cv2.dilate(small_hole.view(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
   pred = inpainter(small, small_hole)
   return cv2.resize(pred, (width, height), interpolation=cv2.INTER_CUBIC)
 

@@ -4,6 +4,8 @@ One image:
   python -m flowinpaint.inpaint --method telea --image photo.jpg --mask mask.png --output out.jpg
 A folder (masks matched by file stem, or one mask file for every image):
   python -m flowinpaint.inpaint --checkpoint workdir/ --image photos/ --mask masks/ --output out/
+A large photo (the default --strategy auto picks one by size; see flowinpaint.highres):
+  python -m flowinpaint.inpaint --checkpoint workdir/ --strategy crop --image 12mp.jpg ...
 
 Masks: white (> 127 in any channel) = hole. Any size and RGB / RGBA / grayscale images work: the
 output has the input's size and mode (alpha kept unchanged), and every pixel outside the hole is
@@ -63,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--quality", type=int, default=95, help="JPEG quality of JPEG outputs")
   p.add_argument("--max-pixels", type=int, default=None,
                  help="refuse larger images (decompression-bomb guard); default Pillow's ~89M, 0: no limit")
+  hd = p.add_argument_group("high resolution (flowinpaint.highres)")
+  hd.add_argument("--strategy", choices=("auto", "full", "crop", "resize"), default="auto",
+                  help="'crop': inpaint a margin around each hole region and paste back; "
+                  "'resize': inpaint a downscaled copy and paste back only the hole; 'full': the "
+                  "whole image at once; 'auto' (default): full up to --crop-trigger px, then crop "
+                  "when the crops are small relative to the image, else resize")
+  hd.add_argument("--crop-trigger", type=int, default=800,
+                  help="auto: images whose longest side is at most this run whole (default 800)")
+  hd.add_argument("--crop-margin", type=int, default=128,
+                  help="crop: context pixels around each hole region (default 128)")
+  hd.add_argument("--resize-limit", type=int, default=1280,
+                  help="resize: longest side of the downscaled copy (default 1280)")
+  hd.add_argument("--model-size", type=int, default=None,
+                  help="crop: longest side a crop is run at (larger crops are downscaled); "
+                  "default 512 for a model, no limit for --method; 0: never downscale")
   return p
 
 
@@ -184,6 +201,7 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
   if ratio > INVERTED_WARNING_FRACTION:
     hint = "" if args.invert_mask else " - inverted? use --invert-mask"
     _warn(f"mask {job.mask} covers {ratio:.0%} of {job.image}{hint}")
+  strategy = "full"
   if not hole.any():
     print(f"note: mask {job.mask} is empty; {job.image} is copied unchanged", file=sys.stderr)
     if os.path.splitext(job.output)[1].lower() == os.path.splitext(job.image)[1].lower():
@@ -193,11 +211,20 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
       return
     out = img.rgb
   else:
-    out = inpainter(img.rgb, hole)
+    from flowinpaint import highres  # Lazy, like the inpainter: `--help` stays fast.
+    strategy = args.strategy
+    if strategy == "auto":
+      strategy = highres.choose_strategy(img.shape, hole, crop_margin=args.crop_margin,
+                                         crop_trigger=args.crop_trigger)
+    out = highres.inpaint_highres(inpainter, img.rgb, hole, strategy=strategy,
+                                  model_size=args.model_size, crop_margin=args.crop_margin,
+                                  crop_trigger=args.crop_trigger, resize_limit=args.resize_limit)
   for note in image_io.save_loaded(job.output, out, img, inputs=inputs, quality=args.quality):
     _warn(note)
   h, w = img.shape
-  print(f"wrote {job.output} ({w}x{h}, hole {ratio:.1%}, {time.perf_counter() - start:.2f} s)")
+  how = "" if strategy == "full" else f", {strategy}"
+  print(f"wrote {job.output} ({w}x{h}, hole {ratio:.1%}{how}, "
+        f"{time.perf_counter() - start:.2f} s)")
 
 
 @cli_entry
@@ -208,6 +235,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "--checkpoint DIR (a trained flowinpaint model)")
   if args.radius < 1:
     raise UserError(f"--radius must be >= 1, got {args.radius}")
+  for flag, value, low in (("--crop-trigger", args.crop_trigger, 1),
+                           ("--crop-margin", args.crop_margin, 0),
+                           ("--resize-limit", args.resize_limit, 1),
+                           ("--model-size", args.model_size, 0)):
+    if value is not None and value < low:
+      raise UserError(f"{flag} must be >= {low}, got {value}")
   jobs = plan(args)
   inputs = sorted({j.image for j in jobs} | {j.mask for j in jobs if j.mask})
   inpainter = _make_inpainter(args)
