@@ -37,6 +37,11 @@ class TrainMetrics(clu_metrics.Collection):
   d_grad_norm: clu_metrics.Average.from_output("d_grad_norm")
 
 
+# Generator outputs the step reads. 'target' (optional) replaces the image as what the output
+# should match; 'extra_loss' (optional scalar) is added to the generator's loss as it is.
+_DIFFERENTIABLE_OUTPUTS = ("output", "coarse", "target", "extra_loss")
+
+
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
   """The hashable subset of config.loss that the step needs."""
@@ -128,7 +133,9 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
     def forward(params):
       outs, new_rest = _apply(generator, params, g_rest, image, mask,
                               train=phase.trains_generator)
-      preds = {k: outs[k].astype(jnp.float32) for k in ("output", "coarse") if k in outs}
+      preds = {k: outs[k].astype(jnp.float32) for k in _DIFFERENTIABLE_OUTPUTS if k in outs}
+      if "target" in preds:
+        preds["target"] = jax.lax.stop_gradient(preds["target"])
       return preds, new_rest
 
     if phase.trains_generator:
@@ -136,12 +143,15 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
     else:
       preds, new_g_rest = forward(g_params)
       preds = jax.tree.map(jax.lax.stop_gradient, preds)
-    fake = composite(preds["output"], image, mask)
+    # A model that predicts something other than the image (e.g. a structure map) names its
+    # target; the reconstruction loss and the discriminator's real input then use it.
+    real = preds.get("target", image)
+    fake = composite(preds["output"], real, mask)
 
     d_vars, d_opt = state.d_vars, state.d_opt
     if phase.trains_discriminator:
       for i in range(loss_cfg.d_steps):
-        d_vars, d_opt, d_stats = d_update(d_vars, d_opt, image, jax.lax.stop_gradient(fake), mask,
+        d_vars, d_opt, d_stats = d_update(d_vars, d_opt, real, jax.lax.stop_gradient(fake), mask,
                                           jax.random.fold_in(rng, i))
       stats.update(d_stats)
 
@@ -150,16 +160,18 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
       d_params, d_rest = _split_vars(d_vars) if d_vars else (None, None)
 
       def g_loss_fn(preds):
-        recon = loss_cfg.reconstruction_weight * recon_fn(preds["output"], image, mask)
+        target = preds.get("target", image)
+        recon = loss_cfg.reconstruction_weight * recon_fn(preds["output"], target, mask)
         if "coarse" in preds:
           recon = recon + (loss_cfg.reconstruction_weight * loss_cfg.coarse_weight *
-                           recon_fn(preds["coarse"], image, mask))
+                           recon_fn(preds["coarse"], target, mask))
         adv = jnp.zeros(())
         if phase is Phase.JOINT:
-          completed = composite(preds["output"], image, mask)
+          completed = composite(preds["output"], target, mask)
           fake_logits, _ = _apply(discriminator, d_params, d_rest, completed, mask, train=False)
           adv = g_adv(fake_logits)
-        return recon + loss_cfg.adversarial_weight * adv, (recon, adv)
+        extra = preds.get("extra_loss", jnp.zeros(()))
+        return recon + loss_cfg.adversarial_weight * adv + extra, (recon, adv)
 
       (g_loss, (recon, adv)), pred_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(preds)
       (grads,) = g_vjp(pred_grads)
@@ -169,7 +181,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
                    g_grad_norm=optax.tree.norm(grads))
 
     hole = jnp.maximum(jnp.sum(mask) * 3.0, 1.0)
-    stats["l1_hole"] = jnp.sum(jnp.abs(preds["output"] - image) * mask) / hole
+    stats["l1_hole"] = jnp.sum(jnp.abs(preds["output"] - real) * mask) / hole
     new_state = state.replace(step=state.step + 1, g_vars=g_vars, g_opt=g_opt, d_vars=d_vars,
                               d_opt=d_opt)
     return new_state, TrainMetrics.single_from_model_output(**stats)
@@ -177,11 +189,13 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
   return train_step
 
 
-def make_predict_fn(generator) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
-  """`predict(g_vars, image, mask) -> composited output`, for evaluation and samples."""
+def make_predict_fn(generator) -> Callable[[Any, jax.Array, jax.Array], dict[str, jax.Array]]:
+  """`predict(g_vars, image, mask) -> {'output': composited, 'target': what it should match}`."""
 
   def predict(g_vars, image, mask):
     outs = generator.apply(g_vars, image, mask, train=False)
-    return composite(outs["output"].astype(jnp.float32), image, mask)
+    target = outs.get("target", image).astype(jnp.float32)
+    return {"output": composite(outs["output"].astype(jnp.float32), target, mask),
+            "target": target}
 
   return predict

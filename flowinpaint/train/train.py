@@ -107,20 +107,21 @@ class _StopRequest:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]) -> tuple[dict[str, float],
-                                                                           np.ndarray]:
-  """Scores the generator on the fixed eval batch; returns (metrics, composited outputs)."""
+def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]
+             ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+  """Scores the generator on the fixed eval batch; returns (metrics, outputs, targets)."""
   from flowinpaint import metrics as metrics_lib
 
   image = jnp.asarray(eval_batch["image"])
   mask = jnp.asarray(eval_batch["mask"])
-  output = np.asarray(predict(g_vars, image, mask))
-  target, hole = np.asarray(eval_batch["image"]), np.asarray(eval_batch["mask"])
+  predicted = predict(g_vars, image, mask)
+  output, target = np.asarray(predicted["output"]), np.asarray(predicted["target"])
+  hole = np.asarray(eval_batch["mask"])
   # Scores in [0, 1] units, as the evaluate tool reports them; the metrics are batched.
   per_image = metrics_lib.all_metrics((output + 1.0) / 2.0, (target + 1.0) / 2.0, hole,
                                       data_range=1.0)
   scores = {k: float(np.nanmean(np.asarray(v))) for k, v in per_image.items()}
-  return scores, output
+  return scores, output, target
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -190,12 +191,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             "data_position": step, "step": step}
 
   def run_eval(step: int) -> dict[str, float]:
-    scores, output = evaluate(predict, state.g_vars, eval_batch)
+    scores, output, target = evaluate(predict, state.g_vars, eval_batch)
     writer.write_scalars(step, scores, prefix="eval/")
     if is_main:
       n = config.num_sample_images
-      image, mask = eval_batch["image"][:n], eval_batch["mask"][:n]
-      grid = reporting.sample_grid(image * (1 - mask), mask, output[:n], image)
+      mask, target = eval_batch["mask"][:n], target[:n]
+      grid = reporting.sample_grid(target * (1 - mask), mask, output[:n], target)
       writer.write_image(step, "samples", grid)
       os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
       from PIL import Image

@@ -174,3 +174,33 @@ def test_phase_schedule():
   assert phases == [Phase.RECONSTRUCTION] * 3 + [Phase.DISCRIMINATOR] * 2 + [Phase.JOINT] * 2
   assert phase_for_step(10, **kw, has_discriminator=False) is Phase.RECONSTRUCTION
   assert phase_for_step(0, reconstruction_steps=0, discriminator_steps=0) is Phase.JOINT
+
+
+class _TargetGenerator(ToyGenerator):
+  """Predicts a transformed image (as a structure model would) and adds an extra loss."""
+
+  def __call__(self, image, mask, *, train: bool):
+    outs = super().__call__(image, mask, train=train)
+    return {**outs, "target": jnp.flip(image, axis=-1) * 0.5,
+            "extra_loss": 0.25 * jnp.mean(jnp.square(outs["output"]))}
+
+
+def test_generator_may_name_its_own_target_and_extra_loss():
+  g, d = _TargetGenerator(), ToyDiscriminator()
+  tx = optax.sgd(0.0)
+  st = state_lib.create_state(jax.random.key_data(jax.random.key(0)), g, d, tx, tx,
+                              image_size=SIZE)
+  batch = _batch(4)
+  step = jax.jit(steps.make_train_step(g, d, tx, tx, steps.LossConfig()), static_argnames="phase")
+  outs = g.apply(st.g_vars, batch["image"], batch["mask"], train=True, mutable=["batch_stats"])[0]
+  target = np.flip(batch["image"], -1) * 0.5
+  recon = (np.abs(np.asarray(outs["output"]) - target).mean()
+           + np.abs(np.asarray(outs["coarse"]) - target).mean())
+  _, metrics = step(st, batch, phase=Phase.RECONSTRUCTION)
+  values = metrics.compute()
+  np.testing.assert_allclose(float(values["recon_loss"]), recon, rtol=1e-5)
+  np.testing.assert_allclose(float(values["g_loss"]), recon + float(outs["extra_loss"]),
+                             rtol=1e-5)
+  predicted = steps.make_predict_fn(g)(st.g_vars, batch["image"], batch["mask"])
+  outside = np.broadcast_to(batch["mask"] == 0, target.shape)
+  np.testing.assert_allclose(np.asarray(predicted["output"])[outside], target[outside])
