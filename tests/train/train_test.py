@@ -113,3 +113,35 @@ def test_nan_loss_halts_without_checkpointing_it(tmp_path):
   with pytest.raises(FloatingPointError, match="became NaN or Inf"):
     train.train_and_evaluate(config, str(tmp_path))
   assert not [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+
+
+def test_sigterm_saves_and_a_rerun_resumes(tmp_path, monkeypatch):
+  import signal
+  from flowinpaint.data import pipeline
+  real_train_batches = pipeline.train_batches
+
+  def preempted_batches(*args, **kwargs):
+    it = real_train_batches(*args, **kwargs)
+
+    class Wrapper:
+      def __init__(self):
+        self.fetched = 0
+
+      def __next__(self):
+        self.fetched += 1
+        if kwargs.get("start_step", 0) == 0 and self.fetched == 2:
+          os.kill(os.getpid(), signal.SIGTERM)  # Arrives while step 2 is being prepared.
+        return next(it)
+
+      def close(self):
+        it.close()
+
+    return Wrapper()
+
+  monkeypatch.setattr(pipeline, "train_batches", preempted_batches)
+  config = _config(num_train_steps=4, checkpoint_every_steps=100, eval_every_steps=100)
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert result["preempted"] and result["step"] == 2
+  assert [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()] == ["2"]
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert not result["preempted"] and result["step"] == 4
