@@ -141,6 +141,7 @@ def contextual_attention(
     fuse: bool = True,
     chunk_size: Optional[int] = None,
     return_offsets: bool = True,
+    patch_norm: str = 'max',
 ) -> tuple[jax.Array, Optional[jax.Array]]:
   """Contextual attention with DeepFill's exact semantics, batched over samples.
 
@@ -160,6 +161,10 @@ def contextual_attention(
       positions. Fusion needs a halo of score rows, so scores cost (chunk + 2 * H/rate) / chunk
       times the unchunked matmul; choose chunk >= a few columns of the downscaled map.
     return_offsets: whether to compute the argmax offsets.
+    patch_norm: how background patches are L2-normalised. 'max': divide by
+      max(||w||, 1e-4) (the TF reference). 'add': divide by sqrt(sum(w**2 + 1e-4)), i.e. 1e-4
+      added per element before the sum (the PyTorch port nipponjo/deepfillv2-pytorch, whose
+      converted DeepFill v2 weights reproduce exactly only this way).
 
   Returns:
     y: [B, Hf, Wf, C] in f's dtype.
@@ -184,8 +189,13 @@ def contextual_attention(
 
   w = _extract_patches(bd, ksize, stride).reshape(bsz, nb, ksize * ksize * c)
   w32 = w.astype(jnp.float32)
-  # max(norm, 1e-4) written so that all-zero patches keep finite gradients.
-  norm = jnp.sqrt(jnp.maximum(jnp.sum(w32 * w32, axis=-1, keepdims=True), 1e-8))
+  if patch_norm == 'max':
+    # max(norm, 1e-4) written so that all-zero patches keep finite gradients.
+    norm = jnp.sqrt(jnp.maximum(jnp.sum(w32 * w32, axis=-1, keepdims=True), 1e-8))
+  elif patch_norm == 'add':
+    norm = jnp.sqrt(jnp.sum(w32 * w32 + 1e-4, axis=-1, keepdims=True))
+  else:
+    raise ValueError(f"patch_norm must be 'max' or 'add', got {patch_norm!r}")
   wn = (w32 / norm).astype(dtype)
   fp = _extract_patches(fd, ksize, 1).reshape(bsz, nf, ksize * ksize * c)
 
@@ -267,6 +277,7 @@ class ContextualAttention(nn.Module):
   chunk_size: Optional[int] = None
   return_offsets: bool = True
   dtype: Optional[Any] = None
+  patch_norm: str = 'max'
 
   def __call__(self, f: jax.Array, b: jax.Array,
                mask: Optional[jax.Array] = None) -> tuple[jax.Array, Optional[jax.Array]]:
@@ -275,4 +286,4 @@ class ContextualAttention(nn.Module):
     return contextual_attention(
         f, b, mask, ksize=self.ksize, stride=self.stride, rate=self.rate, fuse_k=self.fuse_k,
         softmax_scale=self.softmax_scale, fuse=self.fuse, chunk_size=self.chunk_size,
-        return_offsets=self.return_offsets)
+        return_offsets=self.return_offsets, patch_norm=self.patch_norm)

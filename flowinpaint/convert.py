@@ -1,0 +1,159 @@
+"""Converts pretrained weights of other frameworks into a flowinpaint checkpoint.
+
+  python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
+  python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
+      --output out.png
+
+Reads the file without torch and without unpickling anything but tensors (so a downloaded file
+cannot run code); see experiments/pretrained/README.md for where to get the files and their
+licence. The target folder is a flowinpaint workdir (config.json + checkpoints/0/) that
+`inpaint`, `evaluate`, `serve` and the notebooks take as --checkpoint, and that
+`python -m flowinpaint.main --workdir` fine-tunes (with a freshly initialised discriminator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+from flowinpaint.errors import UserError, cli_entry
+
+FORMATS = ("deepfill_v2_pytorch",)
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "configs", "deepfill_v2.py")
+
+
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message: str):
+    raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="python -m flowinpaint.convert", description=__doc__.split("\n\n")[0],
+              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+  p.add_argument("--from", dest="fmt", nargs=2, metavar=("FORMAT", "FILE"), required=True,
+                 help=f"the source format ({', '.join(FORMATS)}) and its file")
+  p.add_argument("--to", required=True, help="a new (or empty) folder for the checkpoint")
+  p.add_argument("--variant", choices=("port", "tf"), default="port",
+                 help="contextual attention as the PyTorch port runs it (default; reproduces "
+                 "its outputs) or as the official TF model (score fusion on)")
+  p.add_argument("--config", default=_DEFAULT_CONFIG,
+                 help="the training config recorded in the checkpoint (default: "
+                 "configs/deepfill_v2.py)")
+  return p
+
+
+def load_config(path: str):
+  """Imports a config file (`get_config()`), with its configs/ package importable."""
+  if not os.path.isfile(path):
+    raise UserError(f"config file {path!r} does not exist (pass --config configs/deepfill_v2.py "
+                    "from a flowinpaint source checkout)")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  spec = importlib.util.spec_from_file_location("_flowinpaint_convert_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)  # type: ignore[union-attr]
+  return module.get_config()
+
+
+def _check_target(path: str) -> str:
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.exists(path):
+    if not os.path.isdir(path):
+      raise UserError(f"--to {path!r} is a file; give a new folder")
+    if os.listdir(path):
+      raise UserError(f"--to {path!r} is not empty; give a new folder (nothing was changed)")
+  parent = os.path.dirname(path)
+  if not os.path.isdir(parent):
+    raise UserError(f"the parent folder of --to {path!r} does not exist")
+  return path
+
+
+def read_deepfill_v2_pytorch(path: str) -> dict[str, Any]:
+  """Generator variables of DeepFillV2Generator(cnum=48) from the port's .pth file."""
+  from flowinpaint.weights import deepfill_v2_torch, torch_pickle
+  if not os.path.exists(path):
+    raise UserError(f"weights file {path!r} does not exist")
+  if not os.path.isfile(path):
+    raise UserError(f"weights file {path!r} is not a file")
+  try:
+    obj = torch_pickle.load(path)
+  except torch_pickle.NotAStateDict as e:
+    raise UserError(f"{path!r} is not a PyTorch state dict: {e}") from e
+  except OSError as e:
+    raise UserError(f"cannot read {path!r}: {e}") from e
+  try:
+    return deepfill_v2_torch.convert_generator(obj)
+  except deepfill_v2_torch.ConversionError as e:
+    raise UserError(f"{path!r}: {e}") from e
+
+
+def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[str, Any]) -> None:
+  """A step-0 workdir: converted generator, fresh discriminator and optimiser states."""
+  import jax
+  import jax.numpy as jnp
+  from flowinpaint.train import checkpointing, train
+  from flowinpaint.train import state as state_lib
+
+  models = train.Models(config)
+  # Parameter shapes do not depend on the image size: initialise small.
+  state = state_lib.create_state(
+      jax.random.key_data(jax.random.key(config.seed)), models.generator, models.discriminator,
+      models.g_tx, models.d_tx, image_size=64)
+  params = jax.tree.map(jnp.asarray, g_vars["params"])
+  old = jax.tree.map(lambda x: (x.shape, x.dtype), state.g_vars["params"])
+  new = jax.tree.map(lambda x: (x.shape, x.dtype), params)
+  if old != new:
+    raise UserError("internal: converted parameters do not match the generator of the config")
+  state = state.replace(g_vars=dict(state.g_vars, params=params))
+  os.makedirs(target, exist_ok=True)
+  config_json = checkpointing.config_to_json(config)
+  with open(os.path.join(target, "config.json"), "w") as f:
+    json.dump(config_json, f, indent=2)
+  ckpt = checkpointing.Checkpointer(os.path.join(target, "checkpoints"), keep=3,
+                                    async_save=False)
+  try:
+    ckpt.save(0, state, {"config": config_json, "model": models.spec.name, "data_position": 0,
+                         "step": 0, "converted_from": source})
+  finally:
+    ckpt.close()
+
+
+def convert(fmt: str, path: str, target: str, *, variant: str = "port",
+            config_path: str = _DEFAULT_CONFIG) -> str:
+  """Converts `path` (format `fmt`) into a new checkpoint folder `target`; returns its path."""
+  if fmt not in FORMATS:
+    raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+  target = _check_target(target)
+  from flowinpaint.weights import deepfill_v2_torch
+  config = load_config(config_path)
+  if config.model.name != "deepfill_v2":
+    raise UserError(f"--config {config_path!r} is for model {config.model.name!r}, not "
+                    "deepfill_v2")
+  g_vars = read_deepfill_v2_pytorch(path)
+  config.model.cnum = deepfill_v2_torch.CNUM
+  for key, value in deepfill_v2_torch.VARIANTS[variant].items():
+    config.model[key] = value
+  source = {"format": fmt, "file": os.path.basename(path), "variant": variant}
+  write_checkpoint(target, g_vars, config, source)
+  return target
+
+
+@cli_entry
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
+  fmt, path = args.fmt
+  target = convert(fmt, path, args.to, variant=args.variant, config_path=args.config)
+  print(f"wrote {target} (DeepFill v2, {args.variant} attention); use it with --checkpoint "
+        f"{target}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
