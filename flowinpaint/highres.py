@@ -4,8 +4,8 @@ Models are trained at 128-512 px and their memory grows with the pixel count (co
 attention quadratically), so a large photo is not given to them whole:
 
 * 'crop': each connected hole region plus `crop_margin` pixels of context is cut out (boxes that
-  overlap are merged), inpainted on its own - at full resolution, or downscaled to `model_size`
-  when the crop is larger - and only its hole pixels are pasted back.
+  overlap are merged), inpainted on its own - at full resolution, or downscaled to
+  `model_size`**2 pixels when the crop is larger - and only its hole pixels are pasted back.
 * 'resize': the whole photo is downscaled so its longest side is `resize_limit`, inpainted, and
   the prediction is upscaled and pasted back only inside the hole.
 * 'full': the inpainter runs on the whole photo.
@@ -136,7 +136,7 @@ def crop_boxes(hole: np.ndarray, margin: int = CROP_MARGIN, *,
 
 
 def resolve_model_size(inpainter: inference.Inpainter, model_size: Optional[int]) -> int:
-  """The longest side the inpainter should run at; 0 means any size (no downscaling).
+  """The side of the square pixel budget of one crop; 0 means any size (no downscaling).
 
   None picks: the inpainter's own `model_size` attribute if it has one, 0 for the classical
   methods (they have no training resolution), else DEFAULT_MODEL_SIZE.
@@ -161,21 +161,16 @@ def choose_strategy(shape: Sequence[int], hole: np.ndarray, *, crop_margin: int 
   return "crop" if covered <= AUTO_CROP_FRACTION * height * width else "resize"
 
 
-def _scaled_size(height: int, width: int, longest: int) -> tuple[int, int]:
-  scale = longest / max(height, width)
-  return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def _inpaint_scaled(inpainter: inference.Inpainter, rgb: np.ndarray, hole: np.ndarray,
-                    longest: int) -> np.ndarray:
-  """Inpaints a copy downscaled to `longest` px (if larger) and returns the prediction upscaled.
+                    scale: float) -> np.ndarray:
+  """Inpaints a copy scaled by `scale` (if < 1) and returns the prediction upscaled back.
 
   The result is the raw prediction at full size; the caller pastes its hole pixels only.
   """
   height, width = hole.shape
-  if longest <= 0 or max(height, width) <= longest:
+  if scale >= 1:
     return inpainter(rgb, hole)
-  h, w = _scaled_size(height, width, longest)
+  h, w = max(1, round(height * scale)), max(1, round(width * scale))
   small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
   # A small pixel is a hole if any full-resolution hole pixel falls in it: the area average is
   # > 0 there. So every upscaled hole pixel reads from predicted content, not from the hole's old
@@ -199,8 +194,9 @@ def inpaint_highres(inpainter: inference.Inpainter, rgb: np.ndarray, mask: np.nd
     rgb: uint8 [H, W, 3].
     mask: [H, W] hole map (True / 1 / >127 = hole; see `inference.as_hole_mask`).
     strategy: 'auto' | 'full' | 'crop' | 'resize' (see the module docstring).
-    model_size: longest side a crop is run at; larger crops are downscaled to it and the
-      prediction upscaled. None: see `resolve_model_size`; 0: crops run at full resolution.
+    model_size: a crop of more than model_size**2 pixels is downscaled to that many (aspect
+      kept) and its prediction upscaled. None: see `resolve_model_size`; 0: crops always run at
+      full resolution.
     crop_margin: context pixels around each hole region for 'crop'.
     crop_trigger: 'auto' runs 'full' up to this longest side.
     resize_limit: longest side of the downscaled copy for 'resize'.
@@ -227,15 +223,18 @@ def inpaint_highres(inpainter: inference.Inpainter, rgb: np.ndarray, mask: np.nd
   if strategy == "full":
     pred = inpainter(rgb, hole)
   elif strategy == "resize":
-    pred = _inpaint_scaled(inpainter, rgb, hole, resize_limit)
+    pred = _inpaint_scaled(inpainter, rgb, hole, resize_limit / max(rgb.shape[:2]))
   else:
-    longest = resolve_model_size(inpainter, model_size)
+    size = resolve_model_size(inpainter, model_size)
     pred = rgb.copy()
     for box in crop_boxes(hole, crop_margin):
       ys, xs = box.slices
       crop_hole = np.ascontiguousarray(hole[ys, xs])
+      # The budget is an area, not a side: cost and memory grow with the pixel count, and a
+      # long thin crop (a scratch across the photo) keeps more of its detail this way.
+      scale = size / np.sqrt(crop_hole.size) if size else 1.0
       crop_pred = _inpaint_scaled(inpainter, np.ascontiguousarray(rgb[ys, xs]), crop_hole,
-                                  longest)
+                                  scale)
       pred[ys, xs] = np.where(crop_hole[..., None], crop_pred, pred[ys, xs])
   # The last step, whatever ran: the input outside the hole, bit for bit.
   return inference.composite(np.asarray(pred, np.uint8), rgb, hole)

@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                   help="crop: context pixels around each hole region (default 128)")
   hd.add_argument("--resize-limit", type=int, default=1280,
                   help="resize: longest side of the downscaled copy (default 1280)")
-  hd.add_argument("--model-size", type=int, default=None,
-                  help="crop: longest side a crop is run at (larger crops are downscaled); "
+  hd.add_argument("--model-size", type=int, default=None, metavar="N",
+                  help="crop: a crop of more than N*N pixels is downscaled to that many; "
                   "default 512 for a model, no limit for --method; 0: never downscale")
   return p
 

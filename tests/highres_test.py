@@ -93,6 +93,14 @@ def test_crop_downscales_large_crops_to_the_model_size():
   assert max(max(c) for c in rec.calls) == 384
   assert (192, 256) in rec.calls  # 10 px + 2 x 128 margin, clipped, rounded up to 64s.
   np.testing.assert_array_equal(out[~hole], rgb[~hole])
+  # The budget is an area: a long thin crop keeps more of its length than a square one.
+  scratch = np.zeros((H, W), bool)
+  scratch[440:446, 50:1150] = True
+  rec = Recorder(constant_fill, model_size=384)
+  out = highres.inpaint_highres(rec, rgb, scratch, strategy="crop")
+  (h, w), = rec.calls
+  assert h * w <= 384 * 384 < w * 1.02 * h and w > 2 * 384
+  np.testing.assert_array_equal(out[scratch], np.broadcast_to([10, 200, 30], out[scratch].shape))
   # model_size=0 (or a classical method by default): no downscaling.
   rec = Recorder(constant_fill)
   highres.inpaint_highres(rec, rgb, hole, strategy="crop", model_size=0)
