@@ -99,7 +99,7 @@ def test_crop_downscales_large_crops_to_the_model_size():
   rec = Recorder(constant_fill, model_size=384)
   out = highres.inpaint_highres(rec, rgb, scratch, strategy="crop")
   (h, w), = rec.calls
-  assert h * w <= 384 * 384 < w * 1.02 * h and w > 700  # A 384x384 crop would be 384 wide.
+  assert h * w <= 384 * 384 < w * 1.02 * h and w > 700  # A side budget would give 384.
   np.testing.assert_array_equal(out[scratch], np.broadcast_to([10, 200, 30], out[scratch].shape))
   # model_size=0 (or a classical method by default): no downscaling.
   rec = Recorder(constant_fill)
