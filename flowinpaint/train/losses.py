@@ -66,8 +66,15 @@ def reconstruction_loss(kind: str, *, gamma: float = 0.99) -> Callable[[Array, A
     return lambda p, t, m: discounted_l1(p, t, m, gamma=gamma)
   if kind == "pconv":
     return pconv_loss
-  raise ValueError(f"unknown reconstruction loss {kind!r}; choose l1, mse_hole, discounted_l1 "
-                   "or pconv")
+  if kind in _FLOW_LOSSES:  # Defined next to the flow models; imported only when asked for.
+    import importlib
+    return getattr(importlib.import_module("flowinpaint.train.flow_losses"), _FLOW_LOSSES[kind])
+  raise ValueError(f"unknown reconstruction loss {kind!r}; choose l1, mse_hole, discounted_l1, "
+                   f"pconv, {', '.join(_FLOW_LOSSES)}")
+
+
+# Flow losses: config name -> fn(pred, target, mask) in flowinpaint/train/flow_losses.py.
+_FLOW_LOSSES = {"epe": "epe", "flow_l1_hard": "hard_flow_l1"}
 
 
 # --- Adversarial losses: (discriminator loss on real/fake logits, generator loss on fake logits).

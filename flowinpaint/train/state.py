@@ -1,6 +1,6 @@
 """The GAN train state: a pytree of arrays only (modules and optimisers live outside it)."""
 
-from typing import Any
+from typing import Any, Optional
 
 import flax
 import jax
@@ -36,19 +36,30 @@ def make_optimizer(opt_config, learning_rate: float) -> optax.GradientTransforma
   return tx
 
 
-def create_state(rng: jax.Array, generator, discriminator, g_tx, d_tx, *, image_size: int,
-                 batch_size: int = 1) -> GanState:
-  """Initialises both players on a dummy batch. Pure: jit it with out_shardings to place it."""
-  init_rng, g_rng, d_rng = jax.random.split(jax.random.wrap_key_data(rng), 3)
-  image = jnp.zeros((batch_size, image_size, image_size, 3), jnp.float32)
-  mask = jnp.zeros((batch_size, image_size, image_size, 1), jnp.float32)
+def create_state(rng: jax.Array, generator, discriminator, g_tx, d_tx, *,
+                 image_size: Optional[int] = None, batch_size: int = 1,
+                 example_batch: Optional[dict[str, Any]] = None) -> GanState:
+  """Initialises both players. Pure: jit it with out_shardings to place it.
+
+  The input shapes come from `example_batch` ({'image', 'mask', ...}: only shapes matter) or,
+  for image inpainting, from `image_size` (3-channel images, 1-channel masks).
+  """
+  _, g_rng, d_rng = jax.random.split(jax.random.wrap_key_data(rng), 3)
+  if example_batch is None:
+    if image_size is None:
+      raise ValueError("create_state needs image_size or example_batch")
+    example_batch = {"image": jnp.zeros((batch_size, image_size, image_size, 3), jnp.float32),
+                     "mask": jnp.zeros((batch_size, image_size, image_size, 1), jnp.float32)}
+  image = jnp.zeros(example_batch["image"].shape, jnp.float32)
+  mask = jnp.zeros(example_batch["mask"].shape, jnp.float32)
   g_vars = dict(generator.init(g_rng, image, mask, train=False))
   g_opt = g_tx.init(g_vars["params"])
   if discriminator is None:
     d_vars, d_opt = {}, {}
   else:
-    d_vars = dict(discriminator.init(d_rng, image, mask, train=False))
+    # The discriminator sees what the generator must produce: the batch's target if any.
+    real = jnp.zeros(example_batch.get("target", example_batch["image"]).shape, jnp.float32)
+    d_vars = dict(discriminator.init(d_rng, real, mask, train=False))
     d_opt = d_tx.init(d_vars["params"])
-  del init_rng
   return GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars=g_vars, g_opt=g_opt,
                   d_vars=d_vars, d_opt=d_opt)

@@ -88,7 +88,8 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
                     ) -> Callable[..., tuple[GanState, TrainMetrics]]:
   """Builds `train_step(state, batch, phase) -> (state, metrics)`.
 
-  `batch` = {'image': [B, H, W, 3] in [-1, 1], 'mask': [B, H, W, 1], 1 = hole}. `phase` is a
+  `batch` = {'image': [B, H, W, C] in [-1, 1], 'mask': [B, H, W, 1], 1 = hole, and optionally
+  'target': what the output should match when it is not the image (e.g. a flow)}. `phase` is a
   `Phase` and must be static under jit; `state` may be donated.
   """
   recon_fn = losses.reconstruction_loss(loss_cfg.reconstruction, gamma=loss_cfg.discount_gamma)
@@ -145,7 +146,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
       preds = jax.tree.map(jax.lax.stop_gradient, preds)
     # A model that predicts something other than the image (e.g. a structure map) names its
     # target; the reconstruction loss and the discriminator's real input then use it.
-    real = preds.get("target", image)
+    real = preds.get("target", batch.get("target", image))
     fake = composite(preds["output"], real, mask)
 
     d_vars, d_opt = state.d_vars, state.d_opt
@@ -160,7 +161,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
       d_params, d_rest = _split_vars(d_vars) if d_vars else (None, None)
 
       def g_loss_fn(preds):
-        target = preds.get("target", image)
+        target = preds.get("target", batch.get("target", image))
         recon = loss_cfg.reconstruction_weight * recon_fn(preds["output"], target, mask)
         if "coarse" in preds:
           recon = recon + (loss_cfg.reconstruction_weight * loss_cfg.coarse_weight *

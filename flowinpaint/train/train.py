@@ -112,16 +112,39 @@ def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]
   """Scores the generator on the fixed eval batch; returns (metrics, outputs, targets)."""
   from flowinpaint import metrics as metrics_lib
 
-  image = jnp.asarray(eval_batch["image"])
-  mask = jnp.asarray(eval_batch["mask"])
-  predicted = predict(g_vars, image, mask)
+  predicted = predict(g_vars, jnp.asarray(eval_batch["image"]), jnp.asarray(eval_batch["mask"]))
   output, target = np.asarray(predicted["output"]), np.asarray(predicted["target"])
+  if "target" in eval_batch:
+    target = np.asarray(eval_batch["target"])
   hole = np.asarray(eval_batch["mask"])
-  # Scores in [0, 1] units, as the evaluate tool reports them; the metrics are batched.
+  if target.shape[-1] == 2:  # Optical flow: end-point error, everywhere and inside the hole.
+    epe = np.sqrt(np.sum(np.square(output - target), axis=-1, keepdims=True))
+    scores = {"epe": float(epe.mean()), "hole_ratio": float(hole.mean())}
+    if hole.sum() > 0:
+      scores["epe_hole"] = float((epe * hole).sum() / hole.sum())
+    return scores, output, target
+  # Images: scores in [0, 1] units, as the evaluate tool reports them.
   per_image = metrics_lib.all_metrics((output + 1.0) / 2.0, (target + 1.0) / 2.0, hole,
                                       data_range=1.0)
   scores = {k: float(np.nanmean(np.asarray(v))) for k, v in per_image.items()}
   return scores, output, target
+
+
+def _displayable(x: np.ndarray, max_flow: float) -> np.ndarray:
+  """Images as they are; flows as colour-wheel pictures, both in [-1, 1]."""
+  if x.shape[-1] != 2:
+    return x
+  from flowinpaint.flow_vis import flow_to_rgb
+  return flow_to_rgb(x, max_magnitude=max_flow).astype(np.float32) / 127.5 - 1.0
+
+
+def _data_module(config):
+  """The input pipeline of the config's dataset (images, or synthetic flow clips)."""
+  if config.data.dataset.startswith("synthetic_flow"):
+    from flowinpaint.data import flow_pipeline
+    return flow_pipeline
+  from flowinpaint.data import pipeline
+  return pipeline
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -129,8 +152,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   Returns the final evaluation metrics (and 'preempted': True when stopped by SIGTERM).
   """
-  from flowinpaint.data import pipeline  # The data stack is only needed for training.
-
   workdir = os.path.abspath(os.path.expanduser(workdir))
   models = Models(config)
   validate_config(config, models.spec)
@@ -141,11 +162,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   is_main = jax.process_index() == 0
   writer = reporting.MetricWriter(workdir, enabled=is_main)
 
+  pipeline = _data_module(config)
+  eval_data = config.data
+  if config.data.get("eval_path"):
+    eval_data = ml_collections.ConfigDict(dict(config.data.to_dict(), dataset="folder",
+                                               path=config.data.eval_path))
+  eval_batch = pipeline.eval_batch(eval_data, num_images=config.num_eval_images,
+                                   image_size=config.image_size, seed=config.eval_mask_seed,
+                                   mask_kind=config.data.mask_kind)
+
   # --- State: born replicated, then replaced by the newest finished checkpoint if any.
   replicated = sharding.replicated(mesh)
+  example = {k: np.zeros((1,) + v.shape[1:], np.float32) for k, v in eval_batch.items()}
   init = jax.jit(lambda rng: state_lib.create_state(
       rng, models.generator, models.discriminator, models.g_tx, models.d_tx,
-      image_size=config.image_size), out_shardings=replicated)
+      example_batch=example), out_shardings=replicated)
   rng = jax.random.key_data(jax.random.key(config.seed))
   state = init(rng)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
@@ -178,13 +209,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       config.data, batch_size=local_batch, image_size=config.image_size, seed=config.seed,
       mask_kind=config.data.mask_kind, start_step=start_step,
       process_index=jax.process_index(), process_count=jax.process_count())
-  eval_data = config.data
-  if config.data.get("eval_path"):
-    eval_data = ml_collections.ConfigDict(dict(config.data.to_dict(), dataset="folder",
-                                               path=config.data.eval_path))
-  eval_batch = pipeline.eval_batch(eval_data, num_images=config.num_eval_images,
-                                   image_size=config.image_size, seed=config.eval_mask_seed,
-                                   mask_kind=config.data.mask_kind)
 
   def metadata(step: int) -> dict[str, Any]:
     return {"config": checkpointing.config_to_json(config), "model": models.spec.name,
@@ -195,8 +219,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     writer.write_scalars(step, scores, prefix="eval/")
     if is_main:
       n = config.num_sample_images
-      mask, target = eval_batch["mask"][:n], target[:n]
-      grid = reporting.sample_grid(target * (1 - mask), mask, output[:n], target)
+      mask, target, output = eval_batch["mask"][:n], target[:n], output[:n]
+      max_flow = float(np.abs(target).max()) if target.shape[-1] == 2 else 0.0
+      target, output = _displayable(target, max_flow), _displayable(output, max_flow)
+      grid = reporting.sample_grid(target * (1 - mask), mask, output, target)
       writer.write_image(step, "samples", grid)
       os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
       from PIL import Image
