@@ -6,14 +6,18 @@ from flowinpaint.layers.gated_conv import GatedConv
 from flowinpaint.layers.gated_conv import GatedUpConv
 from flowinpaint.layers.gated_conv import upsample_nearest
 from flowinpaint.layers.padding import same_pads
+from flowinpaint.layers.partial_conv import PartialConv
+from flowinpaint.layers.partial_conv import hole_to_valid
 from flowinpaint.layers.spectral_norm import SNConv
 
 __all__ = [
     'ContextualAttention',
     'GatedConv',
     'GatedUpConv',
+    'PartialConv',
     'SNConv',
     'contextual_attention',
+    'hole_to_valid',
     'same_pads',
     'upsample_nearest',
 ]
