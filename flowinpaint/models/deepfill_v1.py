@@ -163,9 +163,10 @@ class _Critic(nn.Module):
 
 
 class Critics(nn.Module):
-  """Global + local WGAN-GP critics; returns their summed score per sample.
+  """Global + local WGAN-GP critics; returns each critic's score per sample.
 
-  `__call__(image [B, H, W, 3], mask [B, H, W, 1], *, train) -> scores [B]`. The local critic
+  `__call__(image [B, H, W, 3], mask [B, H, W, 1], *, train) -> {'global': [B], 'local': [B]}`;
+  the trainer adds their losses and takes one gradient penalty per critic, as the reference. The local critic
   sees a `local_size` patch centred on the hole's bounding box (the reference crops the box it
   drew the hole in, 128 of 256). Neither critic sees the mask as an input.
 
@@ -187,7 +188,7 @@ class Critics(nn.Module):
       image, patch = image.astype(self.dtype), patch.astype(self.dtype)
     local = _Critic((c, 2 * c, 4 * c, 8 * c), dtype=self.dtype, name='local')(patch)
     glob = _Critic((c, 2 * c, 4 * c, 4 * c), dtype=self.dtype, name='global')(image)
-    return local + glob
+    return {'global': glob, 'local': local}
 
 
 def make_generator(cfg, dtype) -> Generator:

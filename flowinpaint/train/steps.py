@@ -106,16 +106,21 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
       both = jnp.concatenate([real, fake], axis=0)
       both_mask = jnp.concatenate([mask, mask], axis=0)
       logits, new_rest = _apply(discriminator, params, d_rest, both, both_mask, train=True)
-      real_logits, fake_logits = jnp.split(logits, 2, axis=0)
-      loss = d_adv(real_logits, fake_logits)
+      # A discriminator may be several critics (a dict of scores): losses add up over them.
+      critics = jax.tree.leaves(logits)
+      halves = [jnp.split(c, 2, axis=0) for c in critics]
+      loss = sum(d_adv(r, f) for r, f in halves)
       gp = jnp.zeros(())
       if adv_name == "wgan_gp":
         alpha = jax.random.uniform(rng, (real.shape[0], 1, 1, 1))
-        critic = lambda x: _apply(discriminator, params, new_rest, x, mask, train=False)[0]
-        gp = losses.gradient_penalty(critic, real, fake, mask, alpha)
+        for i in range(len(critics)):  # One penalty per critic, as DeepFill v1 does.
+          critic = lambda x, i=i: jax.tree.leaves(
+              _apply(discriminator, params, new_rest, x, mask, train=False)[0])[i]
+          gp = gp + losses.gradient_penalty(critic, real, fake, mask, alpha)
         loss = loss + loss_cfg.gp_weight * gp
-      aux = (new_rest, jnp.mean(real_logits), jnp.mean(fake_logits), gp)
-      return loss, aux
+      d_real = jnp.mean(jnp.stack([jnp.mean(r) for r, _ in halves]))
+      d_fake = jnp.mean(jnp.stack([jnp.mean(f) for _, f in halves]))
+      return loss, (new_rest, d_real, d_fake, gp)
 
     (loss, (new_rest, d_real, d_fake, gp)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         d_params)
@@ -170,7 +175,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
         if phase is Phase.JOINT:
           completed = composite(preds["output"], target, mask)
           fake_logits, _ = _apply(discriminator, d_params, d_rest, completed, mask, train=False)
-          adv = g_adv(fake_logits)
+          adv = sum(g_adv(c) for c in jax.tree.leaves(fake_logits))
         extra = preds.get("extra_loss", jnp.zeros(()))
         return recon + loss_cfg.adversarial_weight * adv + extra, (recon, adv)
 

@@ -59,17 +59,19 @@ def test_generator_shapes_range_and_masking():
   np.testing.assert_array_equal(out["output"], other["output"])
 
 
-def test_critics_sum_global_and_local_scores():
+def test_critics_score_the_image_and_the_hole_patch():
   d = deepfill_v1.Critics(cnum=4)
   image, mask = _tiny_batch()
   variables = d.init(jax.random.key(0), image, mask, train=False)
   scores = d.apply(variables, image, mask, train=True)
-  assert scores.shape == (2,)
+  assert scores["global"].shape == scores["local"].shape == (2,)
   patch, _ = glcic.crop_around_hole(image, mask, 16)
   critic = lambda name, feats, x: deepfill_v1._Critic(feats).apply(
       {"params": variables["params"][name]}, x)
-  expected = critic("local", (4, 8, 16, 32), patch) + critic("global", (4, 8, 16, 16), image)
-  np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(scores["local"], critic("local", (4, 8, 16, 32), patch), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(scores["global"], critic("global", (4, 8, 16, 16), image),
+                             rtol=1e-5, atol=1e-6)
 
 
 def test_gradient_penalty_against_an_independent_computation():
@@ -80,13 +82,14 @@ def test_gradient_penalty_against_an_independent_computation():
   fake, _ = _tiny_batch(seed=2)
   variables = d.init(jax.random.key(0), real, mask, train=False)
   alpha = jnp.asarray([0.3, 0.8]).reshape(2, 1, 1, 1)
-  critic = lambda x: d.apply(variables, x, mask, train=False)
+  # The sum of both critics' scores: a penalty on it checks the penalty code on a real model.
+  critic = lambda x: sum(d.apply(variables, x, mask, train=False).values())
   gp = losses.gradient_penalty(critic, real, fake, mask, alpha)
 
   x = np.asarray(real + alpha * (fake - real), np.float64)
 
   def one(xi, mi):
-    return d.apply(variables, xi[None], mi[None], train=False)[0]
+    return sum(d.apply(variables, xi[None], mi[None], train=False).values())[0]
 
   grads = jax.vmap(jax.grad(one))(jnp.asarray(x, jnp.float32), mask)
   hole_grads = np.asarray(grads, np.float64) * np.asarray(mask)

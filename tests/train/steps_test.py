@@ -1,5 +1,6 @@
 """The pure train step: which parameters each phase trains, losses, multi-device equivalence."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -204,3 +205,32 @@ def test_generator_may_name_its_own_target_and_extra_loss():
   predicted = steps.make_predict_fn(g)(st.g_vars, batch["image"], batch["mask"])
   outside = np.broadcast_to(batch["mask"] == 0, target.shape)
   np.testing.assert_allclose(np.asarray(predicted["output"])[outside], target[outside])
+
+
+class _TwoLinearCritics(nn.Module):
+  """Two critics linear in the image: each one's input gradient is its weight map."""
+
+  @nn.compact
+  def __call__(self, image, mask, *, train: bool):
+    shape = (1,) + image.shape[1:]
+    w1 = self.param("w1", nn.initializers.normal(0.5), shape)
+    w2 = self.param("w2", nn.initializers.normal(0.5), shape)
+    return {"a": jnp.sum(w1 * image, axis=(1, 2, 3)), "b": jnp.sum(w2 * image, axis=(1, 2, 3))}
+
+
+def test_one_gradient_penalty_per_critic():
+  g, d = ToyGenerator(), _TwoLinearCritics()
+  tx = optax.sgd(0.0)
+  st = state_lib.create_state(jax.random.key_data(jax.random.key(0)), g, d, tx, tx,
+                              image_size=SIZE)
+  batch = _batch(5)
+  step = jax.jit(steps.make_train_step(g, d, tx, tx, steps.LossConfig(adversarial="wgan_gp")),
+                 static_argnames="phase")
+  _, metrics = step(st, batch, phase=Phase.DISCRIMINATOR)
+  mask = batch["mask"]
+  expected = 0.0
+  for name in ("w1", "w2"):
+    w = np.asarray(st.d_vars["params"][name])
+    norms = np.sqrt((np.broadcast_to(w, (BATCH,) + w.shape[1:]) ** 2 * mask).sum(axis=(1, 2, 3)))
+    expected += ((norms - 1.0) ** 2).mean()
+  np.testing.assert_allclose(float(metrics.compute()["gradient_penalty"]), expected, rtol=1e-4)
