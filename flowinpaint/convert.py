@@ -102,16 +102,26 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
   from flowinpaint.train import state as state_lib
 
   models = train.Models(config)
-  # Parameter shapes do not depend on the image size: initialise small.
-  state = state_lib.create_state(
-      jax.random.key_data(jax.random.key(config.seed)), models.generator, models.discriminator,
-      models.g_tx, models.d_tx, image_size=64)
   params = jax.tree.map(jnp.asarray, g_vars["params"])
-  old = jax.tree.map(lambda x: (x.shape, x.dtype), state.g_vars["params"])
-  new = jax.tree.map(lambda x: (x.shape, x.dtype), params)
-  if old != new:
+  # The generator's variable structure from tracing alone: compiling its init costs ~1 min on
+  # CPU, and its values would be thrown away.
+  image = jnp.zeros((1, 64, 64, 3), jnp.float32)
+  mask = jnp.zeros((1, 64, 64, 1), jnp.float32)
+  abstract = jax.eval_shape(lambda: models.generator.init(jax.random.key(0), image, mask,
+                                                          train=False))
+  if set(abstract) != {"params"} or (jax.tree.map(lambda x: (x.shape, x.dtype), params) !=
+                                     jax.tree.map(lambda x: (x.shape, x.dtype),
+                                                  abstract["params"])):
     raise UserError("internal: converted parameters do not match the generator of the config")
-  state = state.replace(g_vars=dict(state.g_vars, params=params))
+  rng = jax.random.key_data(jax.random.key(config.seed))
+  # The rest as state.create_state builds it: a fresh discriminator and optimiser states.
+  d_vars, d_opt = {}, {}
+  if models.discriminator is not None:
+    d_vars = dict(models.discriminator.init(jax.random.fold_in(jax.random.key(config.seed), 1),
+                                            image, mask, train=False))
+    d_opt = models.d_tx.init(d_vars["params"])
+  state = state_lib.GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars={"params": params},
+                             g_opt=models.g_tx.init(params), d_vars=d_vars, d_opt=d_opt)
   os.makedirs(target, exist_ok=True)
   config_json = checkpointing.config_to_json(config)
   with open(os.path.join(target, "config.json"), "w") as f:
@@ -140,6 +150,14 @@ def convert(fmt: str, path: str, target: str, *, variant: str = "port",
   config.model.cnum = deepfill_v2_torch.CNUM
   for key, value in deepfill_v2_torch.VARIANTS[variant].items():
     config.model[key] = value
+  from flowinpaint.models.deepfill_v2 import DeepFillV2Generator
+  fields = getattr(DeepFillV2Generator, "__dataclass_fields__", {})
+  if variant == "port" and not all(k in fields for k in deepfill_v2_torch.VARIANTS["port"]):
+    # Recorded in the config anyway, so the checkpoint runs as the port once the generator
+    # reads these keys.
+    print("warning: this flowinpaint's DeepFill v2 generator cannot switch its contextual "
+          "attention to the port's variant yet; it runs the weights with the TF variant "
+          "(outputs differ slightly from the port's)", file=sys.stderr)
   source = {"format": fmt, "file": os.path.basename(path), "variant": variant}
   write_checkpoint(target, g_vars, config, source)
   return target

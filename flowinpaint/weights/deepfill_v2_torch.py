@@ -25,6 +25,7 @@ fine-tuned with PyTorch padding) are a different architecture and are refused.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import numpy as np
@@ -40,6 +41,7 @@ class ConversionError(ValueError):
   """The state dict does not fit the generator (the message is one line for the user)."""
 
 
+@functools.lru_cache(maxsize=None)
 def _flax_shapes(cnum: int = CNUM) -> dict[tuple[str, ...], tuple[int, ...]]:
   """Parameter paths and shapes of DeepFillV2Generator(cnum), without computing anything."""
   import jax

@@ -1,0 +1,203 @@
+"""`python -m flowinpaint.convert`: a port state dict -> a checkpoint `inpaint` loads; errors.
+
+The state dicts here are written without torch (a .pth is a zip holding a pickle of tensors),
+so these tests run in every install; tests/weights/ checks the numerics against torch.
+"""
+
+import collections
+import io
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from flowinpaint import convert
+from flowinpaint.weights import deepfill_v2_torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _ser(x) -> bytes:
+  """Pickle opcodes of a plain value, without the PROTO header and STOP."""
+  return pickle.dumps(x, protocol=2)[2:-1]
+
+
+def _ordered_dict_opcodes(sd, storages) -> bytes:
+  """Opcodes that rebuild `sd` (name -> float32 array) as torch.save writes a state dict."""
+  parts = [b"ccollections\nOrderedDict\n)R("]
+  for name, value in sd.items():
+    value = np.asarray(value, np.float32)
+    key = str(len(storages))
+    storages[key] = np.ascontiguousarray(value).astype("<f4").tobytes()
+    stride = tuple(int(np.prod(value.shape[i + 1:])) for i in range(value.ndim))
+    parts += [
+        _ser(name), b"ctorch._utils\n_rebuild_tensor_v2\n(",
+        b"(", _ser("storage"), b"ctorch\nFloatStorage\n", _ser(key), _ser("cpu"),
+        _ser(int(value.size)), b"tQ",  # the storage record (persistent id)
+        _ser(0), _ser(tuple(value.shape)), _ser(stride), b"\x89",
+        b"ccollections\nOrderedDict\n)R", b"tR"]
+  parts.append(b"u")
+  return b"".join(parts)
+
+
+def save_pth(sd, path, *, wrap: bool = True, raw_pickle: bytes = None) -> None:
+  """A torch-format zip (archive/data.pkl + archive/data/<key>) written without torch."""
+  storages = {}
+  if raw_pickle is not None:
+    data = raw_pickle
+  elif wrap:
+    data = b"\x80\x02}(" + _ser("G") + _ordered_dict_opcodes(sd, storages) + b"u."
+  else:
+    data = b"\x80\x02" + _ordered_dict_opcodes(sd, storages) + b"."
+  with zipfile.ZipFile(path, "w") as z:
+    z.writestr("archive/data.pkl", data)
+    z.writestr("archive/byteorder", "little")
+    z.writestr("archive/version", "3\n")
+    for key, raw in storages.items():
+      z.writestr(f"archive/data/{key}", raw)
+
+
+def random_state_dict(seed: int = 0) -> dict:
+  rng = np.random.default_rng(seed)
+  sd = collections.OrderedDict()
+  for path, shape in deepfill_v2_torch._flax_shapes().items():
+    if path[-1] == "kernel":
+      kh, kw, cin, cout = shape
+      fan = kh * kw * cout
+      sd[deepfill_v2_torch.torch_name(path)] = (rng.uniform(
+          -1, 1, (cout, cin, kh, kw)) * np.sqrt(6 / fan)).astype(np.float32)
+    else:
+      sd[deepfill_v2_torch.torch_name(path)] = rng.uniform(-.1, .1, shape).astype(np.float32)
+  return sd
+
+
+def test_save_pth_round_trip(tmp_path):
+  from flowinpaint.weights import torch_pickle
+  sd = {"a.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), "b": np.ones(3)}
+  save_pth(sd, tmp_path / "x.pth")
+  got = torch_pickle.load(str(tmp_path / "x.pth"))
+  assert list(got) == ["G"] and list(got["G"]) == ["a.weight", "b"]
+  np.testing.assert_array_equal(got["G"]["a.weight"], sd["a.weight"])
+  try:
+    import torch
+  except ImportError:
+    return
+  loaded = torch.load(tmp_path / "x.pth", weights_only=True)  # torch reads it too
+  np.testing.assert_array_equal(loaded["G"]["a.weight"].numpy(), sd["a.weight"])
+
+
+def _run_cli(*args):
+  return subprocess.run([sys.executable, "-m", "flowinpaint.convert", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_convert_then_inpaint_loads_it(tmp_path):
+  from flowinpaint.inference import ModelInpainter
+  from flowinpaint.models.deepfill_v2 import DeepFillV2Generator
+
+  sd = random_state_dict()
+  save_pth(sd, tmp_path / "states_tf_places2.pth")
+  out = tmp_path / "places2"
+  res = _run_cli("--from", "deepfill_v2_pytorch", str(tmp_path / "states_tf_places2.pth"),
+                 "--to", str(out))
+  assert res.returncode == 0, res.stderr
+  assert "wrote" in res.stdout
+  assert (out / "config.json").exists() and (out / "checkpoints").is_dir()
+
+  inpainter = ModelInpainter.from_checkpoint(str(out))
+  assert inpainter.config.model.name == "deepfill_v2" and inpainter.config.model.cnum == 48
+  assert inpainter.config.model.ca_fuse is False
+  assert inpainter.config.model.ca_patch_norm == "add"
+  # The restored generator weights are the state dict's, transposed to [kh, kw, in, out].
+  kernel = np.asarray(inpainter.variables["params"]["conv13_upsample"]["gated_conv"]["conv"][
+      "kernel"])
+  np.testing.assert_array_equal(kernel, sd["conv13_upsample.conv.conv.weight"].transpose(
+      2, 3, 1, 0))
+  rng = np.random.default_rng(0)
+  rgb = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+  hole = np.zeros((40, 56), bool)
+  hole[10:25, 20:40] = True
+  result = inpainter(rgb, hole)
+  assert result.shape == rgb.shape
+  np.testing.assert_array_equal(result[~hole], rgb[~hole])
+  # The checkpoint's generator computes what the converted weights compute directly.
+  image = rgb[None, :40, :56].astype(np.float32) / 127.5 - 1
+  mask = hole[None, ..., None].astype(np.float32)
+  fields = DeepFillV2Generator.__dataclass_fields__
+  port = deepfill_v2_torch.VARIANTS["port"]
+  kwargs = port if all(k in fields for k in port) else {}
+  want = DeepFillV2Generator(cnum=48, **kwargs).apply(deepfill_v2_torch.convert_generator(sd), image, mask,
+                                            train=False)["output"]
+  got = inpainter.generator.apply(inpainter.variables, image, mask, train=False)["output"]
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+
+
+def test_refuses_a_non_empty_target(tmp_path, capsys):
+  save_pth(random_state_dict(), tmp_path / "w.pth")
+  target = tmp_path / "target"
+  target.mkdir()
+  (target / "keep.txt").write_text("mine")
+  code = convert.main(["--from", "deepfill_v2_pytorch", str(tmp_path / "w.pth"),
+                       "--to", str(target)])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert err.startswith("error: ") and "not empty" in err and err.count("\n") == 1
+  assert os.listdir(target) == ["keep.txt"] and (target / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "does not exist"),
+    ("folder", "is not a file"),
+    ("garbage", "is not a PyTorch state dict"),
+    ("not_dict", "not a state dict"),
+    ("code", "refused"),
+    ("wrong_keys", "1 missing (conv1.conv.bias)"),
+    ("networks_py", "networks.py"),
+    ("bad_shape", "conv3.conv.weight has shape"),
+])
+def test_errors_are_one_line(tmp_path, capsys, case, message):
+  path = tmp_path / "w.pth"
+  sd = random_state_dict()
+  if case == "folder":
+    path.mkdir()
+  elif case == "garbage":
+    path.write_bytes(b"this is not a checkpoint at all")
+  elif case == "not_dict":
+    save_pth(None, path, raw_pickle=pickle.dumps([1, 2, 3], protocol=2))
+  elif case == "code":
+    save_pth(None, path, raw_pickle=b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.")
+  elif case == "wrong_keys":
+    del sd["conv1.conv.bias"]
+    save_pth(sd, path)
+  elif case == "networks_py":
+    save_pth({"stage1.conv1.conv.weight": np.zeros((1, 1, 1, 1))}, path)
+  elif case == "bad_shape":
+    sd["conv3.conv.weight"] = np.zeros((96, 48, 5, 5), np.float32)
+    save_pth(sd, path)
+  target = tmp_path / "out"
+  code = convert.main(["--from", "deepfill_v2_pytorch", str(path), "--to", str(target)])
+  err = capsys.readouterr().err
+  assert code == 2, err
+  assert err.startswith("error: ") and err.count("\n") == 1, err
+  assert message in err, err
+  assert not target.exists()  # nothing written on failure
+
+
+def test_unknown_format_and_usage(tmp_path, capsys):
+  assert convert.main(["--from", "lama", "x.pth", "--to", str(tmp_path / "o")]) == 2
+  assert "unknown format 'lama'" in capsys.readouterr().err
+  assert convert.main(["--to", str(tmp_path / "o")]) == 2
+  assert "--from" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_error_exit_code(tmp_path):
+  res = _run_cli("--from", "deepfill_v2_pytorch", str(tmp_path / "nope.pth"), "--to",
+                 str(tmp_path / "o"))
+  assert res.returncode == 2
+  assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error: ")
