@@ -63,7 +63,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": ("default-src 'self'; img-src 'self' blob: data:; "
-                                "style-src 'self'; script-src 'self'; connect-src 'self'; "
+                                "style-src 'self'; script-src 'self'; connect-src 'self' blob:; "
                                 "frame-ancestors 'none'"),
     "Cache-Control": "no-store",
 }
