@@ -23,6 +23,12 @@ ARTIFACTS = {
     "train.ipynb": ("flowinpaint_run/metrics.jsonl", "flowinpaint_run/checkpoints"),
     "video.ipynb": ("removed.mp4", "side_by_side.mp4"),
 }
+# What each run must have displayed (HTML outputs).
+SHOWN = {
+    "quickstart.ipynb": ("<img", "after"),
+    "train.ipynb": ("<polyline", "step_0000002.png", "evaluation at step 2", "trained here"),
+    "video.ipynb": ("<video", "data:video/mp4;base64,"),
+}
 
 
 def _read(name):
@@ -69,6 +75,7 @@ def test_runs_top_to_bottom_at_tiny_sizes(name, tmp_path, monkeypatch):
   # The kernel imports this checkout; it shares the tests' persistent compilation cache.
   monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  monkeypatch.delenv("XLA_FLAGS", raising=False)  # One device, as on Colab (not conftest's 8).
   monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", os.environ.get(
       "FLOWINPAINT_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "flowinpaint-jax-cache")))
   monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
@@ -82,4 +89,8 @@ def test_runs_top_to_bottom_at_tiny_sizes(name, tmp_path, monkeypatch):
       assert out.output_type != "error", out
   for path in ARTIFACTS[name]:
     assert os.path.exists(tmp_path / path), path
+  shown = "".join(out.get("data", {}).get("text/html", "") for cell in nb.cells
+                  for out in cell.get("outputs", []))
+  for snippet in SHOWN[name]:
+    assert snippet in shown, snippet
   print(f"{name}: {seconds:.1f} s")
