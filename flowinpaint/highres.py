@@ -7,7 +7,8 @@ attention quadratically), so a large photo is not given to them whole:
   overlap are merged), inpainted on its own - at full resolution, or downscaled to
   `model_size`**2 pixels when the crop is larger - and only its hole pixels are pasted back.
 * 'resize': the whole photo is downscaled so its longest side is `resize_limit`, inpainted, and
-  the prediction is upscaled and pasted back only inside the hole.
+  the prediction is upscaled and pasted back only inside the hole (a photo that is not larger
+  runs whole).
 * 'full': the inpainter runs on the whole photo.
 * 'auto': 'full' when the longest side is at most `crop_trigger`; otherwise 'crop' when the crops
   cover at most AUTO_CROP_FRACTION of the photo, else 'resize' (one downscaled pass is cheaper
