@@ -25,7 +25,8 @@ class DeepFillV2Generator(nn.Module):
 
   `cnum` counts conv outputs before gating as in the reference, so gated widths are cnum/2,
   cnum, 2*cnum. `ca_chunk_size` bounds contextual attention's memory (see
-  `contextual_attention`).
+  `contextual_attention`). `ca_fuse=False, ca_patch_norm='add'` reproduce the widely used
+  PyTorch port (its converted weights expect them); the defaults are the TF reference's.
 
   `__call__(image [B,H,W,3] in [-1,1], mask [B,H,W,1] 1 = hole, *, train)` with H, W multiples
   of 8 returns float32 `{'output': x2, 'coarse': x1, 'offsets': int32 [B,H,W,2]}`; offsets are
@@ -33,6 +34,8 @@ class DeepFillV2Generator(nn.Module):
   """
   cnum: int = 48
   ca_chunk_size: Optional[int] = None
+  ca_fuse: bool = True
+  ca_patch_norm: str = 'max'
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -87,7 +90,9 @@ class DeepFillV2Generator(nn.Module):
     x = conv(4 * c, 3, activation=nn.relu, name='pmconv6')(x)
     # The 1/4-resolution map's mask: nearest resize, i.e. every 4th pixel.
     mask_s = mask[:, ::4, ::4]
-    x, offsets = ContextualAttention(rate=2, chunk_size=self.ca_chunk_size)(x, x, mask_s)
+    x, offsets = ContextualAttention(
+        rate=2, chunk_size=self.ca_chunk_size, fuse=self.ca_fuse,
+        patch_norm=self.ca_patch_norm)(x, x, mask_s)
     x = conv(4 * c, 3, name='pmconv9')(x)
     x = conv(4 * c, 3, name='pmconv10')(x)
 
@@ -131,7 +136,9 @@ class SNPatchGAN(nn.Module):
 registry.register(registry.ModelSpec(
     name='deepfill_v2',
     make_generator=lambda cfg, dtype: DeepFillV2Generator(
-        cnum=cfg.get('cnum', 48), ca_chunk_size=cfg.get('ca_chunk_size') or None, dtype=dtype),
+        cnum=cfg.get('cnum', 48), ca_chunk_size=cfg.get('ca_chunk_size') or None,
+        ca_fuse=cfg.get('ca_fuse', True), ca_patch_norm=cfg.get('ca_patch_norm', 'max'),
+        dtype=dtype),
     make_discriminator=lambda cfg, dtype: SNPatchGAN(cnum=cfg.get('d_cnum', 64), dtype=dtype),
     multiple=8,
 ))
