@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--quality", type=int, default=95, help="JPEG quality of JPEG outputs")
   p.add_argument("--max-pixels", type=int, default=None,
                  help="refuse larger images (decompression-bomb guard); default Pillow's ~89M, 0: no limit")
+  p.add_argument("--postprocess", choices=("none", "glcic"), default="none",
+                 help="'glcic': GLCIC's post-processing of the filled hole (OpenCV fast-marching "
+                 "fill, then Poisson blending of the hole region)")
   hd = p.add_argument_group("high resolution (flowinpaint.highres)")
   hd.add_argument("--strategy", choices=("auto", "full", "crop", "resize"), default="auto",
                   help="'crop': inpaint a margin around each hole region and paste back; "
@@ -219,6 +222,9 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
     out = highres.inpaint_highres(inpainter, img.rgb, hole, strategy=strategy,
                                   model_size=args.model_size, crop_margin=args.crop_margin,
                                   crop_trigger=args.crop_trigger, resize_limit=args.resize_limit)
+    if args.postprocess == "glcic":
+      from flowinpaint.classical.poisson import glcic_postprocess
+      out = glcic_postprocess(img.rgb, out, hole)
   for note in image_io.save_loaded(job.output, out, img, inputs=inputs, quality=args.quality):
     _warn(note)
   h, w = img.shape

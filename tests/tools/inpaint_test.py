@@ -265,3 +265,22 @@ def test_folder_mode_masks_beside_images_and_format(tmp_path):
   hole = _mask(16, 18) > 127
   out = np.asarray(Image.open(tmp_path / "out" / "x.webp").convert("RGB"))
   np.testing.assert_array_equal(out[~hole], img[~hole])  # lossless WebP
+
+
+def test_glcic_postprocess_keeps_outside_pixels(tmp_path):
+  from flowinpaint import inpaint
+  rng = np.random.default_rng(7)
+  image = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+  mask = np.zeros((60, 80), np.uint8)
+  mask[20:40, 30:55] = 255
+  Image.fromarray(image).save(tmp_path / "in.png")
+  Image.fromarray(mask).save(tmp_path / "m.png")
+  for post in ("none", "glcic"):
+    assert inpaint.main(["--method", "telea", "--image", str(tmp_path / "in.png"), "--mask",
+                         str(tmp_path / "m.png"), "--output", str(tmp_path / f"{post}.png"),
+                         "--postprocess", post]) == 0
+  plain = np.asarray(Image.open(tmp_path / "none.png"))
+  post = np.asarray(Image.open(tmp_path / "glcic.png"))
+  outside = mask == 0
+  np.testing.assert_array_equal(post[outside], image[outside])
+  assert not np.array_equal(post[~outside], plain[~outside])  # Blending changed the hole.
