@@ -1,0 +1,59 @@
+"""StructureFlow stage 1 (Ren et al., ICCV 2019): the structure reconstructor G_s alone.
+
+G_s (width 64, 4 ResBlocks per scale, 36.06 M params) learns to predict the RTV structure of the
+full image (computed on the fly: `flowinpaint.classical.rtv`, lambda 0.015, sigma 3, sharpness
+1e-3, 3 iterations, the reference's `tsmooth(I, 0.015, 3, 0.001, 3)`) from the masked image, the
+masked structure and the mask; two-scale SN discriminator on structures; 4 x L1 + 1 x GAN; Adam
+1e-4 (beta1 0, beta2 0.999), batch 8, 256 x 256. Stages 1 and 2 can train in parallel; stage 3
+(configs/structure_flow_stage3.py) then fine-tunes G_t on G_s's outputs.
+
+  python -m flowinpaint.main --config configs/structure_flow_stage1.py --workdir runs/sf_stage1 \
+      --config.data.dataset=folder --config.data.path=/data/places2/train
+"""
+
+from configs import default
+# Importing the model module registers its three names with the trainer's registry.
+import flowinpaint.models.structure_flow  # pylint: disable=unused-import
+from flowinpaint.train import losses
+
+
+def base_config(name: str):
+  """The settings the three stages share (model_config.yaml of the reference)."""
+  config = default.get_config()
+  config.model.name = name
+  config.model.width = 64  # The reference's `dim`; G_s 36.06 M, G_t 56.47 M params at 64.
+  config.model.n_res = 4  # G_s ResBlocks per decoder scale.
+  config.model.texture_n_res = 2  # G_t ResBlocks per decoder scale.
+  config.model.d_width = 64
+  config.model.freeze_structure = True  # Stage 3: G_s frozen (the reference's torch.no_grad()).
+  config.model.rtv_lam = 0.015
+  config.model.rtv_sigma = 3.0
+  config.model.rtv_sharpness = 1e-3
+  config.model.rtv_iterations = 3
+  del config.model.cnum, config.model.ca_chunk_size  # DeepFill knobs.
+  config.image_size = 256
+  config.batch_size = 8
+  config.num_train_steps = 1_000_000
+  config.data.num_workers = 8
+  config.data.mask_kind = "free_form"  # The paper uses the PConv irregular mask set.
+  config.loss.reconstruction = "l1"
+  config.loss.adversarial_weight = 1.0
+  # The paper's GAN loss is LSGAN; the trainer falls back to hinge until it offers 'lsgan'.
+  config.loss.adversarial = "lsgan" if "lsgan" in losses.ADVERSARIAL else "hinge"
+  config.optimizer.name = "adam"
+  config.optimizer.g_learning_rate = 1e-4
+  config.optimizer.d_learning_rate = 1e-4
+  config.optimizer.b1 = 0.0
+  config.optimizer.b2 = 0.999
+  config.log_every_steps = 100
+  config.eval_every_steps = 5_000
+  config.checkpoint_every_steps = 5_000
+  config.num_eval_images = 64
+  config.num_sample_images = 8
+  return config
+
+
+def get_config():
+  config = base_config("structure_flow_structure")
+  config.loss.reconstruction_weight = 4.0  # STRUCTURE_L1: 4, STRUCTURE_ADV_GEN: 1.
+  return config

@@ -1,0 +1,22 @@
+"""StructureFlow stage 3: G_t fine-tuned on the structures G_s reconstructs (G_s frozen).
+
+The generator holds both networks ({'structure': G_s, 'texture': G_t}); G_s runs behind
+stop_gradient, so only G_t (and the image discriminator) learn. Losses as stage 2 (the paper adds
+VGG style 250 and perceptual 0.1 here; off without VGG19 weights).
+
+Start it from the two trained stages: the trainer does not yet load a generator from other
+workdirs, so build the stage-3 variables with
+`flowinpaint.models.structure_flow.joint_variables(stage1_g_vars, stage2_g_vars)` (see the model
+module) until it does.
+
+  python -m flowinpaint.main --config configs/structure_flow_stage3.py --workdir runs/sf_stage3 \
+      --config.data.dataset=folder --config.data.path=/data/places2/train
+"""
+
+from configs import structure_flow_stage1
+
+
+def get_config():
+  config = structure_flow_stage1.base_config("structure_flow")
+  config.loss.reconstruction_weight = 5.0
+  return config

@@ -1,0 +1,27 @@
+"""Tiny StructureFlow (stage 3 model, width 8, 32 x 32) for tests and a CPU smoke run.
+
+  python -m flowinpaint.main --config configs/structure_flow_tiny.py --workdir /tmp/sf_tiny
+
+Pick another stage with --config.model.name=structure_flow_structure (or _texture).
+"""
+
+from configs import structure_flow_stage3
+
+
+def get_config():
+  config = structure_flow_stage3.get_config()
+  config.model.width = 8
+  config.model.d_width = 8
+  config.model.n_res = 1
+  config.model.texture_n_res = 1
+  config.image_size = 32
+  config.batch_size = 8
+  config.num_train_steps = 4
+  config.log_every_steps = 2
+  config.eval_every_steps = 4
+  config.checkpoint_every_steps = 2
+  config.num_eval_images = 2
+  config.num_sample_images = 2
+  config.data.num_workers = 0
+  config.async_checkpointing = False
+  return config
