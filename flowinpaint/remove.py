@@ -52,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--fill-method", default="telea",
                  help="image inpainter for never-seen regions: telea, ns, or a flowinpaint "
                  "checkpoint folder (default telea)")
-  p.add_argument("--flow", default="dis", choices=("dis", "farneback"),
-                 help="optical flow estimator (default dis)")
+  p.add_argument("--flow", default="dis",
+                 help="optical flow estimator: dis, farneback, or a flow_net checkpoint folder "
+                 "(default dis)")
+  p.add_argument("--flow-completion", default="laplacian",
+                 help="flow completion inside the holes: laplacian, or a dfc_net checkpoint "
+                 "folder (default laplacian)")
   p.add_argument("--max-frames-in-memory", type=int, metavar="N",
                  help="process in overlapping windows of N frames so memory stays bounded")
   p.add_argument("--crf", type=int, default=17, help="H.264 quality, lower = better (17)")
@@ -121,8 +125,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise UserError("--crf must be between 0 and 51")
   indices, out_fps = select_frames(info.num_frames, info.fps, args.fps)
   size = parse_resize(args.resize, info.width, info.height)
+  from flowinpaint.video.flow import make_flow_estimator
   try:
-    estimator, completer, inpainter = pipeline.make_pipeline_parts(args.flow, args.fill_method)
+    estimator = make_flow_estimator(args.flow)
+  except (FileNotFoundError, ValueError) as e:
+    raise UserError(f"--flow {args.flow}: {e}") from None
+  try:
+    completer = pipeline.make_flow_completer(args.flow_completion)
+  except (FileNotFoundError, ValueError) as e:
+    raise UserError(f"--flow-completion {args.flow_completion}: {e}") from None
+  from flowinpaint.inference import make_inpainter
+  try:
+    inpainter = make_inpainter(args.fill_method)
   except (FileNotFoundError, ValueError) as e:
     raise UserError(f"--fill-method {args.fill_method}: {e}") from None
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from typing import Any, Sequence
 
 import cv2
@@ -334,7 +333,7 @@ class _Positions:
   """An endless random-access source whose element at g is g (samples derive from it)."""
 
   def __len__(self) -> int:
-    return sys.maxsize
+    return 2 ** 40  # Endless in practice; sys.maxsize overflows grain's strided slicing.
 
   def __getitem__(self, index: int) -> int:
     return index

@@ -7,6 +7,7 @@ to frame t. A learned estimator implements the same `__call__` and plugs into th
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Protocol
 
 import cv2
@@ -77,9 +78,13 @@ FLOW_METHODS = ("dis", "farneback")
 
 def make_flow_estimator(name: str, progress: Callable[[int], None] | None = None
                         ) -> FlowEstimator:
-  """'dis' or 'farneback'."""
+  """'dis', 'farneback', or the path of a trained flow_net checkpoint (video.learned)."""
+  if name not in FLOW_METHODS and os.path.exists(name):
+    from flowinpaint.video.learned import LearnedFlowEstimator  # Lazy: the model stack.
+    return LearnedFlowEstimator(name, progress=progress)
   if name == "dis":
     return DISFlow(progress=progress)
   if name == "farneback":
     return FarnebackFlow(progress=progress)
-  raise ValueError(f"unknown flow method {name!r}; choose one of {', '.join(FLOW_METHODS)}")
+  raise ValueError(f"unknown flow method {name!r}; choose one of {', '.join(FLOW_METHODS)} or "
+                   "a flow_net checkpoint folder")

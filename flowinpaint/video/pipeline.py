@@ -150,8 +150,11 @@ def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEs
   if config.drop_inconsistent_flow:
     holes_f = holes_f | inconsistent(forward, backward, alpha=config.alpha, beta=config.beta)
     holes_b = holes_b | inconsistent(backward, forward, alpha=config.alpha, beta=config.beta)
-  forward = flow_completer(forward, holes_f)
-  backward = flow_completer(backward, holes_b)
+  if hasattr(flow_completer, "complete_both"):  # A completer that reads both directions.
+    forward, backward = flow_completer.complete_both(forward, backward, holes_f, holes_b)
+  else:
+    forward = flow_completer(forward, holes_f)
+    backward = flow_completer(backward, holes_b)
   forward, backward = jax.block_until_ready((jnp.asarray(forward), jnp.asarray(backward)))
   stages.stop("complete", n_new)
 
@@ -254,9 +257,23 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
       return
 
 
-def make_pipeline_parts(flow: str = "dis", fill_method: str = "telea"
+def make_flow_completer(name: str = "laplacian") -> FlowCompleter:
+  """'laplacian' (classical) or the path of a trained dfc_net checkpoint (video.learned)."""
+  if name == "laplacian":
+    return LaplacianFlowCompleter()
+  import os
+  if not os.path.exists(name):
+    raise ValueError(f"unknown flow completion {name!r}; use 'laplacian' or a dfc_net "
+                     "checkpoint folder")
+  from flowinpaint.video.learned import DFCNetCompleter  # Lazy: the model stack.
+  return DFCNetCompleter(name)
+
+
+def make_pipeline_parts(flow: str = "dis", fill_method: str = "telea",
+                        flow_completion: str = "laplacian"
                         ) -> tuple[FlowEstimator, FlowCompleter, Inpainter]:
-  """The default estimator, completer and image inpainter for the given names."""
+  """The estimator, completer and image inpainter for the given names (or checkpoints)."""
   from flowinpaint.inference import make_inpainter  # Lazy: pulls in the model stack.
 
-  return make_flow_estimator(flow), LaplacianFlowCompleter(), make_inpainter(fill_method)
+  return (make_flow_estimator(flow), make_flow_completer(flow_completion),
+          make_inpainter(fill_method))

@@ -1,0 +1,157 @@
+"""Learned video components behind the pipeline's interfaces, loaded from trainer checkpoints.
+
+* `LearnedFlowEstimator(path)`: a `flow_net` checkpoint as a `flow.FlowEstimator`.
+* `DFCNetCompleter(path)`: a `dfc_net` checkpoint as a `flow_completion.FlowCompleter`.
+
+`path` is a training workdir, its checkpoints/ folder or one step folder
+(flowinpaint.train.checkpointing.load_for_inference).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flowinpaint.errors import UserError
+
+
+def _load(path: str, model: str):
+  from flowinpaint.train import checkpointing  # Lazy: orbax.
+
+  bundle = checkpointing.load_for_inference(path)
+  if bundle.model_name != model:
+    raise UserError(f"{path} holds a {bundle.model_name} checkpoint, not {model}")
+  return bundle
+
+
+def _pad(x: np.ndarray, multiple: int) -> np.ndarray:
+  """Edge-pads [N, H, W, C] at the bottom/right to multiples of `multiple`."""
+  h, w = x.shape[1:3]
+  ph, pw = -h % multiple, -w % multiple
+  if ph or pw:
+    x = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+  return x
+
+
+class LearnedFlowEstimator:
+  """Forward and backward flows of every neighbouring pair from a trained `flow_net`.
+
+  Frames are padded (edge) to the network's multiple and the flows cropped back. Pairs run in
+  batches of `batch_size` (forward and backward pairs together) through one jitted function,
+  compiled once per frame size.
+  """
+
+  def __init__(self, path: str, *, batch_size: int = 8,
+               progress: Callable[[int], None] | None = None):
+    bundle = _load(path, "flow_net")
+    self.generator, self.variables = bundle.generator, bundle.variables
+    self.multiple = max(bundle.multiple, self.generator.net.multiple)
+    self.batch_size, self.progress = batch_size, progress
+    self._apply = jax.jit(lambda v, x: self.generator.apply(
+        v, x, jnp.zeros(x.shape[:3] + (1,), x.dtype), train=False)["output"])
+
+  def pairs(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Flows from `first` [N,H,W,3] uint8 to `second`: float32 [N,H,W,2]."""
+    h, w = first.shape[1:3]
+    x = np.concatenate([first, second], axis=-1).astype(np.float32) / 127.5 - 1.0
+    x = _pad(x, self.multiple)
+    out = []
+    for i in range(0, len(x), self.batch_size):
+      chunk = x[i:i + self.batch_size]
+      n = len(chunk)
+      if n < self.batch_size:  # One compiled shape for every chunk.
+        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - n, 0)])
+      out.append(np.asarray(self._apply(self.variables, jnp.asarray(chunk)))[:n])
+    return np.concatenate(out)[:, :h, :w].astype(np.float32)
+
+  def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+      raise ValueError(f"frames must be uint8 [T,H,W,3], got {frames.dtype} {frames.shape}")
+    t, h, w = frames.shape[:3]
+    if t < 2:
+      empty = np.zeros((0, h, w, 2), np.float32)
+      return empty, empty.copy()
+    both = self.pairs(np.concatenate([frames[:-1], frames[1:]]),
+                      np.concatenate([frames[1:], frames[:-1]]))
+    if self.progress is not None:
+      self.progress(t - 1)
+    return both[:t - 1], both[t - 1:]
+
+
+class DFCNetCompleter:
+  """Flow completion by a trained `dfc_net` (a `flow_completion.FlowCompleter`).
+
+  `complete_both(forward, backward, holes_f, holes_b)` is what the removal pipeline calls: for
+  every flow whose hole is not empty, a window of `window` flows around it (indices clamped at
+  the clip's ends) and the opposite direction's flows on the same frames' grids, each pre-filled
+  inside its hole (flow_pipeline.prefill, as in training), go through the network; the backward
+  flows are completed by the same network on the time-reversed clip, where they are forward
+  flows. `__call__(flows, masks)` (the plain interface, one direction) stands in -flows for the
+  opposite direction (a constant-motion guess).
+  """
+
+  def __init__(self, path: str, *, batch_size: int = 4):
+    bundle = _load(path, "dfc_net")
+    self.generator, self.variables = bundle.generator, bundle.variables
+    self.window = self.generator.window
+    self.multiple = bundle.multiple
+    self.batch_size = batch_size
+    self._apply = jax.jit(lambda v, x, m: self.generator.apply(v, x, m, train=False)["output"])
+
+  def _forward(self, fwd: np.ndarray, bwd: np.ndarray, hf: np.ndarray, hb: np.ndarray
+               ) -> np.ndarray:
+    """Completes `fwd` [N,H,W,2] (holes hf) given `bwd` on the grids of frames 1..N (holes hb)."""
+    from flowinpaint.data.flow_pipeline import prefill  # Lazy: data stack.
+
+    n, h, w = fwd.shape[:3]
+    todo = [c for c in range(n) if hf[c].any()]
+    out = np.array(fwd, np.float32, copy=True)
+    if not todo:
+      return out
+    fwd_p = np.stack([prefill(f, m) for f, m in zip(fwd, hf)])
+    bwd_p = np.stack([prefill(f, m) for f, m in zip(bwd, hb)])
+    r = self.window // 2
+    hff, hbf = hf[..., None].astype(np.float32), hb[..., None].astype(np.float32)
+
+    def sample(c: int) -> np.ndarray:
+      fi = np.clip(np.arange(c - r, c + r + 1), 0, n - 1)
+      # Frame g's backward flow is bwd[g - 1] (bwd[k] lives on frame k + 1's grid).
+      bi = np.clip(fi - 1, 0, n - 1)
+      parts = ([np.concatenate([fwd_p[i], hff[i]], -1) for i in fi] +
+               [np.concatenate([bwd_p[i], hbf[i]], -1) for i in bi])
+      return np.concatenate(parts, -1)
+
+    for start in range(0, len(todo), self.batch_size):
+      idx = todo[start:start + self.batch_size]
+      x = np.stack([sample(c) for c in idx])
+      m = hff[idx]
+      k = len(idx)
+      if k < self.batch_size:  # One compiled shape for every chunk.
+        x = np.concatenate([x, np.repeat(x[-1:], self.batch_size - k, 0)])
+        m = np.concatenate([m, np.repeat(m[-1:], self.batch_size - k, 0)])
+      pred = np.asarray(self._apply(self.variables, jnp.asarray(_pad(x, self.multiple)),
+                                    jnp.asarray(_pad(m, self.multiple))))[:k, :h, :w]
+      out[idx] = np.where(hff[idx] > 0, pred, fwd[idx])
+    return out
+
+  def complete_both(self, forward, backward, holes_f, holes_b) -> tuple[np.ndarray, np.ndarray]:
+    """Completed (forward, backward) flows [T-1,H,W,2]; outside the holes they are the input."""
+    fwd, bwd = np.asarray(forward, np.float32), np.asarray(backward, np.float32)
+    hf, hb = np.asarray(holes_f, bool), np.asarray(holes_b, bool)
+    new_f = self._forward(fwd, bwd, hf, hb)
+    # Reversed clip: its forward flows are our backward flows in reverse order, and vice versa.
+    new_b = self._forward(bwd[::-1], fwd[::-1], hb[::-1], hf[::-1])[::-1]
+    return new_f, np.ascontiguousarray(new_b)
+
+  def __call__(self, flows, masks) -> jax.Array:
+    flows, masks = np.asarray(flows, np.float32), np.asarray(masks, bool)
+    if flows.ndim != 4 or flows.shape[-1] != 2 or masks.shape != flows.shape[:3]:
+      raise ValueError(f"flows must be [N,H,W,2] and masks [N,H,W]; got {flows.shape}, "
+                       f"{masks.shape}")
+    if not len(flows):
+      return jnp.asarray(flows)
+    return jnp.asarray(self._forward(flows, -flows, masks, masks))
