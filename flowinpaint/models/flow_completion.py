@@ -107,8 +107,8 @@ class DFCNet(nn.Module):
     n, r = self.window, self.window // 2
     if c != 6 * n:
       raise ValueError(f"DFC-Net with a window of {n} frames takes {6 * n} channels, got {c}")
-    image = image.astype(jnp.float32)
-    hole = mask.astype(jnp.float32)
+    image = jnp.asarray(image, jnp.float32)
+    hole = jnp.asarray(mask, jnp.float32)
     is_x = jnp.tile(jnp.array([1.0, 0.0, 0.0]), 2 * n)  # Channel roles: flow x, flow y, mask.
     is_y = jnp.tile(jnp.array([0.0, 1.0, 0.0]), 2 * n)
     centre = image[..., 3 * r:3 * r + 2]
