@@ -1,0 +1,5 @@
+"""Non-learned methods: OpenCV inpainting, RTV structure extraction, Poisson blending."""
+
+from flowinpaint.classical.rtv import rtv
+
+__all__ = ["rtv"]

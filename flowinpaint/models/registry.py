@@ -56,8 +56,8 @@ def names() -> list[str]:
 def _import_builtin_models() -> None:
   # Importing a model module registers it; missing optional modules are skipped.
   import importlib
-  for module in ("deepfill_v2", "deepfill_v1", "glcic", "pconv_unet", "flow_estimation",
-                 "flow_completion"):
+  for module in ("deepfill_v2", "deepfill_v1", "glcic", "pconv_unet", "structure_flow",
+                 "flow_estimation", "flow_completion"):
     try:
       importlib.import_module(f"flowinpaint.models.{module}")
     except ModuleNotFoundError as e:
