@@ -2,6 +2,8 @@
 
   python -m flowinpaint.remove --video clip.mp4 --masks masks/ --output clean.mp4
   python -m flowinpaint.remove --video frames/ --masks logo.png --output clean_frames/ --dilate 4
+  python -m flowinpaint.remove --video walk.mp4 --segment person \
+      --segmentation-weights deeplabv3_resnet50_coco-cd0a2569.pth --output clean.mp4
 
 VIDEO is a video file (mp4, mov, mkv, avi, ...) or a folder of frames (natural sort order: 2.png
 comes before 10.png). MASKS is a folder with one mask per frame, or one mask image for every frame
@@ -41,10 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
               epilog=__doc__.split("\n\n", 1)[1],
               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--video", required=True, help="video file or folder of frames")
-  p.add_argument("--masks", required=True, help="folder of per-frame masks, or one mask image")
+  p.add_argument("--masks", help="folder of per-frame masks, or one mask image")
+  p.add_argument("--segment", choices=("person",),
+                 help="make the masks by segmenting this class instead of --masks (FCN or "
+                 "DeepLabv3 ResNet-50, torchvision weights from --segmentation-weights)")
+  p.add_argument("--segmentation-weights", metavar="FILE",
+                 help="torchvision fcn_resnet50 / deeplabv3_resnet50 state dict (.pth)")
+  p.add_argument("--segmentation-model", choices=("fcn", "deeplabv3"),
+                 help="head of the weights (default: recognised from the file)")
   p.add_argument("--output", required=True, help="output video file (.mp4 ...) or PNG folder")
-  p.add_argument("--dilate", type=int, default=0, metavar="N",
-                 help="grow the masks by N pixels (segmentation masks miss edges and shadows)")
+  p.add_argument("--dilate", type=int, metavar="N",
+                 help="grow the masks by N pixels (segmentation masks miss edges and shadows; "
+                 "default 0, with --segment 1/60 of the shorter side, at least 4)")
   p.add_argument("--fps", type=float, help="process and write at this lower frame rate")
   p.add_argument("--input-fps", type=float, default=24.0,
                  help="frame rate of a frame-folder input (default 24)")
@@ -115,8 +125,20 @@ def main(argv: Sequence[str] | None = None) -> int:
   from flowinpaint.video import pipeline
 
   info = vio.probe(args.video, default_fps=args.input_fps)
-  out_kind = vio.check_output(args.output, args.video, args.masks)
-  masks = vio.MaskSource(args.masks, info.num_frames, info.height, info.width)
+  if (args.masks is None) == (args.segment is None):
+    raise UserError("give either --masks or --segment person")
+  if args.segment and not args.segmentation_weights:
+    raise UserError("--segment needs --segmentation-weights FILE (a torchvision fcn_resnet50 or "
+                    "deeplabv3_resnet50 .pth; nothing is downloaded)")
+  out_kind = vio.check_output(args.output, args.video, args.masks or args.video)
+  if args.segment:
+    from flowinpaint.video.learned import PersonSegmenter
+    segmenter = PersonSegmenter(args.segmentation_weights, args.segmentation_model)
+    masks = None
+  else:
+    masks = vio.MaskSource(args.masks, info.num_frames, info.height, info.width)
+  if args.dilate is None:
+    args.dilate = max(4, min(info.height, info.width) // 60) if args.segment else 0
   if args.dilate < 0:
     raise UserError(f"--dilate must be >= 0, got {args.dilate}")
   if args.max_frames_in_memory is not None and args.max_frames_in_memory < 4:
@@ -148,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         yield _resize(frame, size)
 
   def mask_iter() -> Iterator[np.ndarray]:
+    if masks is None:  # Segment the kept frames (a second decoding pass over the video).
+      for i, frame in enumerate(vio.iter_frames(info)):
+        if i in keep:
+          yield pipeline.dilate(segmenter(_resize(frame, size)[None])[0], args.dilate)
+      return
     for i in indices:
       yield pipeline.dilate(_resize(masks[i], size, nearest=True), args.dilate)
 

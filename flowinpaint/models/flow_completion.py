@@ -12,7 +12,9 @@ Stages (coarse to fine, DFVI's DFC-Net):
   2. forward and backward windows (6N = 66 channels) at `stage_scales[1]`, the centre forward
      flow replaced by stage 1's completion -> a refined centre forward flow;
   3. the same at `stage_scales[2]` (full size) with stage 2's completion.
-Each stage's prediction is composited, `pred * M + flow * (1 - M)`, before the next stage.
+Each stage predicts a correction to the centre flow it is given (the pre-filled input for stage 1,
+the previous stage's completion after that) and is composited, `pred * M + flow * (1 - M)`,
+before the next stage.
 
 Differences from the paper, and why: DFVI's stages 2 and 3 predict the centre forward and
 backward flows together (4 channels) from windows of stage-1 completed flows, which needs stage 1
@@ -20,7 +22,9 @@ run on every frame first (a separate training stage). Here each generator pass c
 direction from one window, so the whole stack trains end to end in one run of the shared
 trainer; the backward flows are completed by the same network on the time-reversed clip (the
 forward and backward windows swap roles), see video.learned.DFCNetCompleter. Stage 3 is not
-initialised from stage 2's weights.
+initialised from stage 2's weights. The stages predict residuals rather than the flow itself:
+a briefly trained from-scratch network that predicts the whole flow is worse than its own
+pre-filled input (measured: EPE in the hole 0.45 vs 0.08 after 400 tiny steps).
 
 Each stage is a dilated ResNet (output stride 8; ResNet-50 = stage_sizes (3, 4, 6, 3), width 64,
 the reference) with DFVI's multi-scale flow head: upsample to 1/4, 5x5 conv, to 1/2, 3x3 conv,
@@ -113,8 +117,13 @@ class DFCNet(nn.Module):
     is_y = jnp.tile(jnp.array([0.0, 1.0, 0.0]), 2 * n)
     centre = image[..., 3 * r:3 * r + 2]
 
-    def run(k: int, x: Array) -> Array:
-      """Stage k at its scale: [B, H, W, C] windows -> composited centre flow [B, H, W, 2]."""
+    def run(k: int, x: Array, start: Array) -> Array:
+      """Stage k at its scale: windows [B, H, W, C] -> composited centre flow [B, H, W, 2].
+
+      The stage predicts a correction to `start` (the centre flow it is given): at
+      initialisation the output is its input, so training starts from the pre-filled flow
+      instead of from zero and the stack can only learn to improve on it.
+      """
       s = self.stage_scales[k]
       sh, sw = max(int(round(h * s)), 8), max(int(round(w * s)), 8)
       fy, fx = sh / h, sw / w
@@ -124,13 +133,13 @@ class DFCNet(nn.Module):
       scale = cx * (fx / self.flow_norm) + cy * (fy / self.flow_norm) + (1 - cx - cy)
       pred = DFCStage(self.stage_sizes, self.width, self.norm, self.dtype,
                       name=f"stage{k + 1}")(x * scale, train)
-      pred = _resize(pred * self.flow_norm / jnp.array([fx, fy]), h, w)
+      pred = start + _resize(pred * self.flow_norm / jnp.array([fx, fy]), h, w)
       return pred * hole + centre * (1.0 - hole)
 
-    flows = [run(0, image[..., :3 * n])]
+    flows = [run(0, image[..., :3 * n], centre)]
     for k in (1, 2):
       x = image.at[..., 3 * r:3 * r + 2].set(flows[-1])
-      flows.append(run(k, x))
+      flows.append(run(k, x, flows[-1]))
     out = {"output": flows[-1], "coarse": flows[0]}
     if not train:
       # The trainer's predict composites 'output' with 'target' outside the hole; the known

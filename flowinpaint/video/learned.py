@@ -2,6 +2,7 @@
 
 * `LearnedFlowEstimator(path)`: a `flow_net` checkpoint as a `flow.FlowEstimator`.
 * `DFCNetCompleter(path)`: a `dfc_net` checkpoint as a `flow_completion.FlowCompleter`.
+* `PersonSegmenter(weights)`: person masks from torchvision FCN / DeepLabv3 weights.
 
 `path` is a training workdir, its checkpoints/ folder or one step folder
 (flowinpaint.train.checkpointing.load_for_inference).
@@ -155,3 +156,30 @@ class DFCNetCompleter:
     if not len(flows):
       return jnp.asarray(flows)
     return jnp.asarray(self._forward(flows, -flows, masks, masks))
+
+
+class PersonSegmenter:
+  """Person masks from torchvision FCN / DeepLabv3 ResNet-50 weights (a local `.pth` file).
+
+  `segmenter(frames uint8 [T,H,W,3]) -> bool [T,H,W]`: pixels whose most likely VOC class is
+  person (15). Frames run one at a time through a jitted model (compiled once per frame size).
+  """
+
+  def __init__(self, weights: str, model: str | None = None):
+    from flowinpaint.models import segmentation
+    from flowinpaint.weights import torchvision_segmentation as tv
+
+    try:
+      self.model, self.variables = tv.load(weights, model)
+    except (tv.ConversionError, OSError) as e:
+      raise UserError(f"--segmentation-weights {weights}: {e}") from None
+    if model is not None and self.model.head != model:
+      raise UserError(f"{weights} holds {self.model.head} weights, not {model}")
+    self.person = segmentation.VOC_PERSON
+    self._apply = jax.jit(lambda v, x: jnp.argmax(
+        self.model.apply(v, segmentation.normalize(x)), axis=-1) == self.person)
+
+  def __call__(self, frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    return np.stack([np.asarray(self._apply(self.variables, jnp.asarray(f[None])))[0]
+                     for f in frames])
