@@ -105,3 +105,8 @@ def test_remove_with_learned_flow_and_completion(tmp_path, checkpoints, clip, ca
                       "--output", str(tmp_path / "out2"), "--quiet",
                       "--flow-completion", "nope"]) == 2
   assert "error: --flow-completion nope" in capsys.readouterr().err
+  assert remove.main(["--video", str(tmp_path / "frames"), "--output", str(tmp_path / "o"),
+                      "--segment", "person"]) == 2
+  assert "--segmentation-weights" in capsys.readouterr().err
+  assert remove.main(["--video", str(tmp_path / "frames"), "--output", str(tmp_path / "o")]) == 2
+  assert "either --masks or --segment" in capsys.readouterr().err
