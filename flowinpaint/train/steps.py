@@ -200,8 +200,13 @@ def make_predict_fn(generator) -> Callable[[Any, jax.Array, jax.Array], dict[str
 
   def predict(g_vars, image, mask):
     outs = generator.apply(g_vars, image, mask, train=False)
-    target = outs.get("target", image).astype(jnp.float32)
-    return {"output": composite(outs["output"].astype(jnp.float32), target, mask),
-            "target": target}
+    output = outs["output"].astype(jnp.float32)
+    target = outs.get("target")
+    if target is None:
+      # Only an output shaped like the input (an image) is composited with it; another kind
+      # of output (a flow from frames) stands as it is.
+      target = image if image.shape[-1] == output.shape[-1] else output
+    target = target.astype(jnp.float32)
+    return {"output": composite(output, target, mask), "target": target}
 
   return predict
