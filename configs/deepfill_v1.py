@@ -52,9 +52,5 @@ def get_config():
   config.optimizer.b1 = 0.5
   config.optimizer.b2 = 0.9
 
-  config.log_every_steps = 100
-  config.eval_every_steps = 5_000
-  config.checkpoint_every_steps = 5_000
-  config.num_eval_images = 64
-  config.num_sample_images = 8
+  default.long_run_reporting(config)
   return config

@@ -18,10 +18,6 @@ def get_config():
   config.image_size = 256
   config.batch_size = 16
   config.num_train_steps = 1_000_000
-  config.log_every_steps = 100
-  config.eval_every_steps = 5_000
-  config.checkpoint_every_steps = 5_000
-  config.num_eval_images = 64
-  config.num_sample_images = 8
+  default.long_run_reporting(config)
   config.data.num_workers = 8
   return config

@@ -79,3 +79,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.async_checkpointing = True
   config.nan_policy = "halt"  # 'halt': stop with an error when a loss becomes NaN or Inf.
   return config
+
+
+def long_run_reporting(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Logging, evaluation and checkpoint intervals of the paper-scale configs."""
+  config.log_every_steps = 100
+  config.eval_every_steps = 5_000
+  config.checkpoint_every_steps = 5_000
+  config.num_eval_images = 64
+  config.num_sample_images = 8
+  return config

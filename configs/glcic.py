@@ -56,9 +56,5 @@ def get_config():
   config.optimizer.rho = 0.95
   config.optimizer.eps = 1e-6
 
-  config.log_every_steps = 100
-  config.eval_every_steps = 5_000
-  config.checkpoint_every_steps = 5_000
-  config.num_eval_images = 64
-  config.num_sample_images = 8
+  default.long_run_reporting(config)
   return config

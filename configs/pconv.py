@@ -40,9 +40,5 @@ def get_config():
   config.optimizer.b1 = 0.9
   config.optimizer.b2 = 0.999
 
-  config.log_every_steps = 100
-  config.eval_every_steps = 5_000
-  config.checkpoint_every_steps = 5_000
-  config.num_eval_images = 64
-  config.num_sample_images = 8
+  default.long_run_reporting(config)
   return config

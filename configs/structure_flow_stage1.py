@@ -12,9 +12,6 @@ masked structure and the mask; two-scale SN discriminator on structures; 4 x L1 
 """
 
 from configs import default
-# Importing the model module registers its three names with the trainer's registry.
-import flowinpaint.models.structure_flow  # pylint: disable=unused-import
-from flowinpaint.train import losses
 
 
 def base_config(name: str):
@@ -38,18 +35,13 @@ def base_config(name: str):
   config.data.mask_kind = "free_form"  # The paper uses the PConv irregular mask set.
   config.loss.reconstruction = "l1"
   config.loss.adversarial_weight = 1.0
-  # The paper's GAN loss is LSGAN; the trainer falls back to hinge until it offers 'lsgan'.
-  config.loss.adversarial = "lsgan" if "lsgan" in losses.ADVERSARIAL else "hinge"
+  config.loss.adversarial = "lsgan"  # The paper's GAN loss.
   config.optimizer.name = "adam"
   config.optimizer.g_learning_rate = 1e-4
   config.optimizer.d_learning_rate = 1e-4
   config.optimizer.b1 = 0.0
   config.optimizer.b2 = 0.999
-  config.log_every_steps = 100
-  config.eval_every_steps = 5_000
-  config.checkpoint_every_steps = 5_000
-  config.num_eval_images = 64
-  config.num_sample_images = 8
+  default.long_run_reporting(config)
   return config
 
 

@@ -107,10 +107,20 @@ def wgan_g(fake: Array) -> Array:
   return -jnp.mean(fake)
 
 
+def lsgan_d(real: Array, fake: Array) -> Array:
+  """Least-squares GAN (StructureFlow): real scores pulled to 1, fake to 0."""
+  return 0.5 * jnp.mean(jnp.square(real - 1.0)) + 0.5 * jnp.mean(jnp.square(fake))
+
+
+def lsgan_g(fake: Array) -> Array:
+  return 0.5 * jnp.mean(jnp.square(fake - 1.0))
+
+
 ADVERSARIAL = {
     "hinge": (hinge_d, hinge_g),
     "bce": (bce_d, bce_g),
     "wgan_gp": (wgan_d, wgan_g),
+    "lsgan": (lsgan_d, lsgan_g),
 }
 
 

@@ -62,3 +62,12 @@ def test_mse_hole_and_reconstruction_lookup():
   np.testing.assert_allclose(losses.reconstruction_loss("l1")(pred, target, mask), 0.5)
   with pytest.raises(ValueError, match="unknown reconstruction loss 'l3'"):
     losses.reconstruction_loss("l3")
+
+
+def test_lsgan_matches_numpy():
+  rng = np.random.default_rng(4)
+  real, fake = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+  expected = 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()
+  np.testing.assert_allclose(losses.lsgan_d(real, fake), expected, rtol=1e-6)
+  np.testing.assert_allclose(losses.lsgan_g(fake), 0.5 * ((fake - 1) ** 2).mean(), rtol=1e-6)
+  assert "lsgan" in losses.ADVERSARIAL
