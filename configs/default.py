@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 4  # Global batch, split over every device of every host.
 
   # --- Schedule ---------------------------------------------------------------------------------
-  config.num_train_steps = 200
+  config.num_train_steps = 300
   # Phase boundaries (GLCIC's schedule): steps [0, R) train the generator with the
   # reconstruction loss only, [R, R + D) the discriminator only, then both jointly.
   config.phases = ml_collections.ConfigDict()
@@ -70,11 +70,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Logging, evaluation, checkpoints ---------------------------------------------------------
   config.log_every_steps = 20
-  config.eval_every_steps = 100
+  config.eval_every_steps = 150
   config.num_eval_images = 8  # Fixed images x fixed seeded masks.
   config.eval_mask_seed = 2024
   config.num_sample_images = 4  # Rows in the PNG sample grid.
-  config.checkpoint_every_steps = 100
+  config.checkpoint_every_steps = 150
   config.keep_checkpoints = 3
   config.async_checkpointing = True
   config.nan_policy = "halt"  # 'halt': stop with an error when a loss becomes NaN or Inf.
