@@ -145,3 +145,20 @@ def test_sigterm_saves_and_a_rerun_resumes(tmp_path, monkeypatch):
   assert [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()] == ["2"]
   result = train.train_and_evaluate(config, str(tmp_path))
   assert not result["preempted"] and result["step"] == 4
+
+
+def test_keeps_only_the_newest_checkpoints(tmp_path):
+  config = _config(num_train_steps=6, checkpoint_every_steps=1, keep_checkpoints=2,
+                   eval_every_steps=100)
+  train.train_and_evaluate(config, str(tmp_path))
+  steps_kept = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
+  assert steps_kept == [5, 6]
+
+
+def test_leftover_temporary_checkpoint_is_ignored(tmp_path):
+  # A run killed mid-save leaves a temporary folder: it is never taken for a finished step.
+  train.train_and_evaluate(_config(num_train_steps=2), str(tmp_path))
+  (tmp_path / "checkpoints" / "4.orbax-checkpoint-tmp-123").mkdir()
+  result = train.train_and_evaluate(_config(num_train_steps=4), str(tmp_path))
+  assert result["step"] == 4
+  assert checkpointing.load_for_inference(str(tmp_path)).step == 4
