@@ -77,6 +77,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 150
   config.keep_checkpoints = 3
   config.async_checkpointing = True
+  # Start the generator from other runs (fine-tuning; chaining stages): a workdir or checkpoint,
+  # or PART=PATH,PART=PATH for top-level parts of the generator. Only on a fresh workdir.
+  config.init_generator_from = ""
   config.nan_policy = "halt"  # 'halt': stop with an error when a loss becomes NaN or Inf.
   return config
 

@@ -4,12 +4,10 @@ The generator holds both networks ({'structure': G_s, 'texture': G_t}); G_s runs
 stop_gradient, so only G_t (and the image discriminator) learn. Losses as stage 2 (the paper adds
 VGG style 250 and perceptual 0.1 here; off without VGG19 weights).
 
-Start it from the two trained stages: the trainer does not yet load a generator from other
-workdirs, so build the stage-3 variables with
-`flowinpaint.models.structure_flow.joint_variables(stage1_g_vars, stage2_g_vars)` (see the model
-module) until it does.
+Start it from the two trained stages (G_s from stage 1's workdir, G_t from stage 2's):
 
   python -m flowinpaint.main --config configs/structure_flow_stage3.py --workdir runs/sf_stage3 \
+      --config.init_generator_from=structure=runs/sf_stage1,texture=runs/sf_stage2 \
       --config.data.dataset=folder --config.data.path=/data/places2/train
 """
 

@@ -20,6 +20,7 @@ from flowinpaint.train import reporting
 from flowinpaint.train import sharding
 from flowinpaint.train import state as state_lib
 from flowinpaint.train import steps
+from flowinpaint.train import warm_start
 from flowinpaint.train.phases import Phase, phase_for_step
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -193,7 +194,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       raise UserError(f"cannot resume from {ckpt.directory} step {latest}: {e}")
     start_step = int(meta["data_position"])
     logging.info("Resumed from step %d of %s", latest, ckpt.directory)
-  elif is_main:
+  else:
+    if config.get("init_generator_from"):
+      g_vars = warm_start.load_generator_variables(jax.device_get(state.g_vars),
+                                                   config.init_generator_from)
+      state = state.replace(g_vars=jax.device_put(g_vars, replicated),
+                            g_opt=jax.jit(models.g_tx.init, out_shardings=replicated)(
+                                g_vars["params"]))
+      logging.info("Generator initialised from %s", config.init_generator_from)
+  if latest is None and is_main:
     for name, variables in (("generator", state.g_vars), ("discriminator", state.d_vars)):
       if variables:
         overview = parameter_overview.get_parameter_overview(variables["params"])

@@ -162,3 +162,28 @@ def test_leftover_temporary_checkpoint_is_ignored(tmp_path):
   result = train.train_and_evaluate(_config(num_train_steps=4), str(tmp_path))
   assert result["step"] == 4
   assert checkpointing.load_for_inference(str(tmp_path)).step == 4
+
+
+def test_init_generator_from_other_runs(tmp_path):
+  first = tmp_path / "first"
+  train.train_and_evaluate(_config(num_train_steps=2), str(first))
+  trained = checkpointing.load_for_inference(str(first)).variables
+  frozen = lambda **kw: _config(num_train_steps=1, seed=7, eval_every_steps=100,
+                                **{"optimizer.g_learning_rate": 0.0}, **kw)
+  # The whole generator (fine-tuning): lr 0 keeps exactly what was loaded.
+  train.train_and_evaluate(frozen(init_generator_from=str(first)), str(tmp_path / "whole"))
+  whole = checkpointing.load_for_inference(str(tmp_path / "whole")).variables
+  for a, b in zip(jax.tree.leaves(whole["params"]), jax.tree.leaves(trained["params"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # One part only: the rest keeps this run's own initialisation.
+  train.train_and_evaluate(frozen(init_generator_from=f"coarse_out={first}"),
+                           str(tmp_path / "part"))
+  part = checkpointing.load_for_inference(str(tmp_path / "part")).variables["params"]
+  np.testing.assert_array_equal(part["coarse_out"]["kernel"],
+                                trained["params"]["coarse_out"]["kernel"])
+  assert not np.array_equal(part["fine_out"]["kernel"], trained["params"]["fine_out"]["kernel"])
+  with pytest.raises(UserError, match="no part 'nope'"):
+    train.train_and_evaluate(frozen(init_generator_from=f"nope={first}"), str(tmp_path / "bad"))
+  with pytest.raises(UserError, match="does not fit"):
+    train.train_and_evaluate(frozen(init_generator_from=str(first), **{"model.cnum": 6}),
+                             str(tmp_path / "wide"))
