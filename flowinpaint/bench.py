@@ -83,9 +83,10 @@ def run_workload(model: str, model_overrides: dict, kind: str, size: int, batch:
                                          models.d_tx, steps.LossConfig.from_config(config)),
                    static_argnames="phase", donate_argnums=0)
     holder = {"state": state}
+    phase = Phase.JOINT if models.discriminator is not None else Phase.RECONSTRUCTION
 
     def fn():
-      holder["state"], metrics = step(holder["state"], batch_arrays, phase=Phase.JOINT)
+      holder["state"], metrics = step(holder["state"], batch_arrays, phase=phase)
       return metrics
   first, median = _time(fn, iters, warmup)
   return {"workload": f"{kind} {size}x{size} batch {batch}", "dtype": dtype,

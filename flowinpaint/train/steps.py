@@ -131,6 +131,8 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
     return {"params": d_params, **new_rest}, d_opt, stats
 
   def train_step(state: GanState, batch, phase: Phase):
+    if discriminator is None and phase is not Phase.RECONSTRUCTION:
+      raise ValueError(f"phase {phase.value!r} needs a discriminator; this model has none")
     image, mask = batch["image"], batch["mask"]
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
     stats = {name: jnp.zeros((), jnp.float32) for name in METRIC_NAMES}

@@ -220,3 +220,14 @@ def test_one_gradient_penalty_per_critic():
     norms = np.sqrt((np.broadcast_to(w, (BATCH,) + w.shape[1:]) ** 2 * mask).sum(axis=(1, 2, 3)))
     expected += ((norms - 1.0) ** 2).mean()
   np.testing.assert_allclose(float(metrics.compute()["gradient_penalty"]), expected, rtol=1e-4)
+
+
+def test_a_phase_that_needs_a_discriminator_says_so():
+  g, tx = ToyGenerator(), optax.sgd(0.1)
+  st = state_lib.create_state(jax.random.key_data(jax.random.key(0)), g, None, tx, None,
+                              image_size=SIZE)
+  step = steps.make_train_step(g, None, tx, None, steps.LossConfig(adversarial="none"))
+  with pytest.raises(ValueError, match="'joint' needs a discriminator; this model has none"):
+    step(st, _batch(), phase=Phase.JOINT)
+  st, metrics = jax.jit(step, static_argnames="phase")(st, _batch(), phase=Phase.RECONSTRUCTION)
+  assert float(metrics.compute()["d_loss"]) == 0.0
