@@ -194,14 +194,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       raise UserError(f"cannot resume from {ckpt.directory} step {latest}: {e}")
     start_step = int(meta["data_position"])
     logging.info("Resumed from step %d of %s", latest, ckpt.directory)
-  else:
-    if config.get("init_generator_from"):
-      g_vars = warm_start.load_generator_variables(jax.device_get(state.g_vars),
-                                                   config.init_generator_from)
-      state = state.replace(g_vars=jax.device_put(g_vars, replicated),
-                            g_opt=jax.jit(models.g_tx.init, out_shardings=replicated)(
-                                g_vars["params"]))
-      logging.info("Generator initialised from %s", config.init_generator_from)
+  elif config.get("init_generator_from"):
+    g_vars = warm_start.load_generator_variables(jax.device_get(state.g_vars),
+                                                 config.init_generator_from)
+    state = state.replace(g_vars=jax.device_put(g_vars, replicated),
+                          g_opt=jax.jit(models.g_tx.init, out_shardings=replicated)(
+                              g_vars["params"]))
+    logging.info("Generator initialised from %s", config.init_generator_from)
   if latest is None and is_main:
     for name, variables in (("generator", state.g_vars), ("discriminator", state.d_vars)):
       if variables:
@@ -243,7 +242,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return scores
 
   progress = reporting.Progress(config.num_train_steps, start_step)
-  accumulated, scores, preempted = None, {}, False
+  accumulated, scores, preempted, reported_step = None, {}, False, start_step
   logging.info("Training %s from step %d to %d on %d device(s), global batch %d, %s",
                models.spec.name, start_step, config.num_train_steps, mesh.devices.size,
                config.batch_size, config.dtype)
@@ -257,22 +256,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         accumulated = step_metrics if accumulated is None else accumulated.merge(step_metrics)
         step += 1
         last = step == config.num_train_steps
-        if step % config.log_every_steps == 0 or last or stop.requested:
+        saving = step % config.checkpoint_every_steps == 0 or last or stop.requested
+        # Every save is preceded by a report, so no checkpoint holds the result of a
+        # non-finite step.
+        if step % config.log_every_steps == 0 or saving:
           values = {k: float(v) for k, v in accumulated.compute().items()}
           accumulated = None
           bad = [k for k, v in values.items() if not np.isfinite(v)]
           if bad:
             raise FloatingPointError(
-                f"{', '.join(bad)} became NaN or Inf within steps ({step - config.log_every_steps},"
-                f" {step}]; no checkpoint was written after the last finite report. Lower the "
-                "learning rate or use dtype=float32")
+                f"{', '.join(bad)} became NaN or Inf within steps ({reported_step}, {step}]; no "
+                "checkpoint was written after the last finite report. Lower the learning rate "
+                "or use dtype=float32")
+          reported_step = step
           timing = progress.report(step)
           writer.write_scalars(step, {**values, **timing}, prefix="train/")
           logging.info("step %d/%d [%s] g_loss=%.4f d_loss=%.4f recon=%.4f | %.2f steps/s, ETA %s",
                        step, config.num_train_steps, phase.value, values["g_loss"],
                        values["d_loss"], values["recon_loss"], timing["steps_per_sec"],
                        reporting.format_duration(timing["eta_sec"]))
-        if step % config.checkpoint_every_steps == 0 or last or stop.requested:
+        if saving:
           ckpt.save(step, state, metadata(step))
         if step % config.eval_every_steps == 0 or last:
           scores = run_eval(step)

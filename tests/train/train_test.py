@@ -187,3 +187,12 @@ def test_init_generator_from_other_runs(tmp_path):
   with pytest.raises(UserError, match="does not fit"):
     train.train_and_evaluate(frozen(init_generator_from=str(first), **{"model.cnum": 6}),
                              str(tmp_path / "wide"))
+
+
+def test_nan_halts_before_a_checkpoint_between_reports(tmp_path):
+  # Checkpoints more often than reports: the save still comes after a finiteness check.
+  config = _config(num_train_steps=4, log_every_steps=4, checkpoint_every_steps=2)
+  config.optimizer.g_learning_rate = float("nan")
+  with pytest.raises(FloatingPointError, match=r"within steps \(0, 2\]"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
