@@ -6,6 +6,7 @@ Pick another stage with --config.model.name=structure_flow_structure (or _textur
 """
 
 from configs import structure_flow_stage3
+from configs import tiny
 
 
 def get_config():
@@ -14,14 +15,4 @@ def get_config():
   config.model.d_width = 8
   config.model.n_res = 1
   config.model.texture_n_res = 1
-  config.image_size = 32
-  config.batch_size = 8
-  config.num_train_steps = 4
-  config.log_every_steps = 2
-  config.eval_every_steps = 4
-  config.checkpoint_every_steps = 2
-  config.num_eval_images = 2
-  config.num_sample_images = 2
-  config.data.num_workers = 0
-  config.async_checkpointing = False
-  return config
+  return tiny.small_run(config)

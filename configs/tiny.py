@@ -6,9 +6,8 @@
 from configs import default
 
 
-def get_config():
-  config = default.get_config()
-  config.model.cnum = 8
+def small_run(config):
+  """The run knobs every tiny config shares: 32 px, 4 steps, everything in-process."""
   config.image_size = 32
   config.batch_size = 8
   config.num_train_steps = 4
@@ -20,3 +19,9 @@ def get_config():
   config.data.num_workers = 0
   config.async_checkpointing = False
   return config
+
+
+def get_config():
+  config = default.get_config()
+  config.model.cnum = 8
+  return small_run(config)
