@@ -92,7 +92,7 @@ def find_checkpoint(path: str) -> tuple[str, Optional[int]]:
     return os.path.join(path, "checkpoints"), None
   if os.path.isdir(os.path.join(path, "metadata")) and os.path.basename(path).isdigit():
     return os.path.dirname(path), int(os.path.basename(path))
-  if any(name.isdigit() for name in os.listdir(path)) if os.path.isdir(path) else False:
+  if os.path.isdir(path) and any(name.isdigit() for name in os.listdir(path)):
     return path, None
   raise UserError(f"{path} is not a flowinpaint checkpoint (expected a training workdir, its "
                   "checkpoints/ folder, or one numbered step folder inside it)")
