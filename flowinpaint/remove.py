@@ -9,7 +9,9 @@ VIDEO is a video file (mp4, mov, mkv, avi, ...) or a folder of frames (natural s
 comes before 10.png). MASKS is a folder with one mask per frame, or one mask image for every frame
 (white, > 127 in any channel, = remove). OUTPUT is a video file (H.264; same fps, size and frame
 count as the input unless --fps/--resize say otherwise) or a folder of PNG frames, where every
-pixel outside the (dilated) masks is the input's, bit for bit.
+pixel outside the (dilated) masks is the input's, bit for bit. A video output keeps the input's
+sound: the audio packets as they are when the container takes the codec, else re-encoded to AAC
+(--no-audio drops it; a frame folder has none).
 
 Pipeline (Deep Flow-Guided Video Inpainting, Xu et al. 2019): optical flow between neighbouring
 frames, flow completion inside the holes, propagation of known pixels along the flow, and an
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--max-frames-in-memory", type=int, metavar="N",
                  help="process in overlapping windows of N frames so memory stays bounded")
   p.add_argument("--crf", type=int, default=17, help="H.264 quality, lower = better (17)")
+  p.add_argument("--no-audio", action="store_true",
+                 help="write the video without the input's sound (by default its audio track is "
+                 "copied, or re-encoded to AAC where the output container cannot hold it)")
   p.add_argument("--quiet", action="store_true", help="no progress bars")
   return p
 
@@ -147,6 +152,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise UserError("--crf must be between 0 and 51")
   indices, out_fps = select_frames(info.num_frames, info.fps, args.fps)
   size = parse_resize(args.resize, info.width, info.height)
+  audio = None
+  if info.audio is not None and not args.no_audio:
+    if out_kind == "folder":
+      print(f"note: {args.output} is a folder of PNG frames: the audio of {args.video} "
+            f"({info.audio}) is not kept", file=sys.stderr)
+    else:
+      # Every input frame's time span is processed (--fps keeps it at a lower rate), so the
+      # whole track goes along; AudioCopy takes start/end for a part. Planned now, so that an
+      # audio track the output cannot take fails before the long run, not after it.
+      audio = vio.AudioCopy(args.video, args.output)
+      if audio.reason:
+        print(f"note: {audio.reason}: re-encoding the audio to AAC", file=sys.stderr)
+      if info.audio.others:
+        print(f"note: {args.video} has {info.audio.others + 1} audio streams; only the default "
+              f"one ({info.audio}) is kept", file=sys.stderr)
   from flowinpaint.video.flow import make_flow_estimator
   try:
     estimator = make_flow_estimator(args.flow)
@@ -182,7 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if out_kind == "video":
     root, ext = os.path.splitext(args.output)
     tmp = f"{root}.partial{ext}"
-    writer = vio.VideoWriter(tmp, out_fps, size[1], size[0], crf=args.crf)
+    if audio is not None:
+      audio.log = stages.log
+    writer = vio.VideoWriter(tmp, out_fps, size[1], size[0], crf=args.crf, audio=audio)
   else:
     names = [info.frame_names[i] for i in indices] if info.is_folder else None
     tmp, writer = None, vio.FolderWriter(args.output, names)
@@ -204,16 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
       if done:
         os.replace(tmp, args.output)
       elif os.path.exists(tmp):
-        try:
-          writer.container.close()
-        except Exception:  # The run failed already; the partial file goes either way.
-          pass
+        writer.abort()  # The run failed already; the partial file goes either way.
         os.remove(tmp)
   seconds = time.perf_counter() - start
   if writer.count != len(indices):
     print(f"warning: decoded {writer.count} of the {len(indices)} frames the container "
           "announced", file=sys.stderr)
-  print(f"wrote {writer.count} frames ({size[0]}x{size[1]}, {float(out_fps):.3f} fps) to "
+  sound = f" with the {audio.summary}" if audio is not None else ""
+  print(f"wrote {writer.count} frames ({size[0]}x{size[1]}, {float(out_fps):.3f} fps){sound} to "
         f"{args.output} in {seconds:.1f} s ({writer.count / max(seconds, 1e-9):.2f} frames/s)",
         file=sys.stderr)
   return 0

@@ -1,7 +1,8 @@
 """Video IO: decode video files (PyAV) or frame folders, read masks, write mp4 or PNG frames.
 
 Readers stream frames so that long videos never sit in memory whole. Every bad input raises a
-UserError with one line that names the file and the fix.
+UserError with one line that names the file and the fix. `AudioCopy` carries the audio track of an
+input video into a `VideoWriter`'s output (remuxed, or re-encoded to AAC where it must be).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import dataclasses
 import fractions
 import os
 import re
-from typing import Iterator, Sequence
+import sys
+import tempfile
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -69,6 +72,20 @@ def read_mask(path: str) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioInfo:
+  """The audio stream of a video file that a player would pick (`streams.best("audio")`)."""
+  index: int
+  codec: str  # Canonical name (mp3, not the decoder's mp3float).
+  sample_rate: int
+  channels: int
+  others: int = 0  # Further audio streams in the file (not copied).
+
+  def __str__(self) -> str:
+    ch = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
+    return f"{self.codec}, {self.sample_rate} Hz, {ch}"
+
+
+@dataclasses.dataclass(frozen=True)
 class VideoInfo:
   """What is known about an input before decoding: frame count, size and frame rate."""
   path: str
@@ -78,6 +95,7 @@ class VideoInfo:
   fps: fractions.Fraction
   is_folder: bool
   frame_names: tuple[str, ...] = ()
+  audio: AudioInfo | None = None  # None: a frame folder, or a file without sound.
 
 
 def _av():
@@ -111,13 +129,27 @@ def probe(path: str, *, default_fps: float = 24.0) -> VideoInfo:
         # Some containers carry no frame count: count the packets (no decoding).
         n = sum(1 for p in container.demux(stream) if p.size)
       h, w = stream.codec_context.height, stream.codec_context.width
+      audio = _audio_info(container)
   except UserError:
     raise
   except (av.FFmpegError, OSError, ValueError) as e:
     raise UserError(f"cannot open video {path}: {e}") from None
   if n == 0 or not h or not w:
     raise UserError(f"video {path} has no frames")
-  return VideoInfo(path, int(n), int(h), int(w), fractions.Fraction(fps), False)
+  return VideoInfo(path, int(n), int(h), int(w), fractions.Fraction(fps), False, audio=audio)
+
+
+def _audio_info(container) -> AudioInfo | None:
+  stream = container.streams.best("audio")
+  if stream is None:
+    return None
+  ctx = stream.codec_context
+  try:
+    codec = ctx.codec.canonical_name
+  except Exception:  # No decoder for it in this FFmpeg: the stream can still be remuxed.
+    codec = ctx.name or "unknown"
+  return AudioInfo(stream.index, codec, int(ctx.sample_rate or 0), int(ctx.channels or 0),
+                   len(container.streams.audio) - 1)
 
 
 def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
@@ -215,15 +247,243 @@ def check_output(output: str, input_path: str, masks_path: str) -> str:
   return "folder"
 
 
+# FFmpeg stores PCM in mp4 (ISO/IEC 23003-5), but few players read it there: such audio is
+# re-encoded to AAC for these outputs so that the result plays everywhere (.mov/.mkv keep it).
+_PCM_TO_AAC_EXTS = (".mp4", ".m4v")
+
+
+def _trial_header(ext: str, add_stream: Callable) -> None:
+  """Writes the header of a scratch `ext` file with the stream `add_stream(container)` adds.
+
+  Some muxers accept a codec in principle and refuse it (or its settings) only when they write the
+  header (flac in .mov, say): finding that out now, rather than after the whole video was
+  processed, needs a header written.
+  """
+  av = _av()
+  with tempfile.TemporaryDirectory() as tmp, av.logging.Capture():
+    container = av.open(os.path.join(tmp, "trial" + ext), "w")
+    try:
+      add_stream(container)
+      container.start_encoding()
+    finally:
+      try:
+        container.close()
+      except Exception:  # The error that matters is the one above.
+        pass
+
+
+class AudioCopy:
+  """Carries the audio track of a video file into a VideoWriter's output, in sync with the frames.
+
+  Packets are copied as they are (remuxed) when the output container takes the codec (AAC, MP3,
+  Opus ... in mp4), and re-encoded to AAC otherwise. `start` and `end` are seconds on the source
+  video's clock (0 = its first frame): the audio of [start, end) is copied and shifted so that
+  `start` is the output's time 0, which keeps a clip cut from the middle of a video in sync. With
+  end None the audio runs to its own end (it may outlast the video, as it does in the source).
+  A remuxed cut keeps the packet just before `start` as decoder pre-roll (timestamps before 0,
+  which mp4/mov hide with an edit list); a re-encoded cut is sample exact.
+
+  Attributes:
+    source: the input video file.
+    info: its audio stream.
+    mode: "copy" (remux) or "aac" (re-encode).
+    reason: why it is re-encoded, or None.
+    log: where a mid-run warning goes (one line; stderr by default).
+  """
+
+  def __init__(self, source: str, output: str, *, start: float = 0.0, end: float | None = None,
+               log: Callable[[str], None] | None = None):
+    if start < 0 or (end is not None and end <= start):
+      raise ValueError(f"audio range [{start}, {end}) is empty or negative")
+    av = _av()
+    self.source, self.log = source, log or (lambda m: print(m, file=sys.stderr))
+    ext = os.path.splitext(output)[1].lower()
+    try:
+      with av.open(source) as container:
+        info = _audio_info(container)
+        if info is None:
+          raise UserError(f"{source} has no audio stream")
+        stream = container.streams[info.index]
+        video = container.streams.video[0] if container.streams.video else None
+        # Times are relative to the first video frame, which is the output's first frame.
+        t0 = (video.start_time * video.time_base
+              if video is not None and video.start_time is not None else 0)
+        self.info, self.mode, self.reason = info, "copy", None
+        if info.codec.startswith("pcm_") and ext in _PCM_TO_AAC_EXTS:
+          self.reason = f"few players read {info.codec} audio in {ext}"
+        else:
+          try:
+            _trial_header(ext, lambda c: c.add_stream_from_template(stream))
+          except (ValueError, av.FFmpegError):
+            self.reason = f"{ext} files cannot hold {info.codec} audio as it is"
+        if self.reason is not None:
+          self.mode = "aac"
+          self._rate, self._layout = self._aac_settings(stream, ext)
+    except UserError:
+      raise
+    except (av.FFmpegError, OSError) as e:
+      raise UserError(f"cannot read the audio of {source}: {e}") from None
+    self._offset = fractions.Fraction(t0) + fractions.Fraction(start)
+    self._limit = None if end is None else fractions.Fraction(end) - fractions.Fraction(start)
+    self._src = self._out = self._items = self._pending = None
+
+  @property
+  def summary(self) -> str:
+    """What happens to the sound, for the tool's last line."""
+    return (f"{self.info.codec} audio copied" if self.mode == "copy" else
+            f"{self.info.codec} audio re-encoded to AAC")
+
+  def _aac_settings(self, stream, ext: str) -> tuple[int, str]:
+    """Sample rate and channel layout for the AAC encoder; UserError when it cannot be had."""
+    av = _av()
+    try:
+      stream.codec_context.codec  # A decoder must exist to re-encode.
+    except Exception:
+      raise UserError(f"{ext} files cannot hold the {self.info.codec} audio of {self.source} as "
+                      "it is and this FFmpeg cannot decode it; --no-audio writes the video "
+                      "without sound") from None
+    rates = sorted(av.Codec("aac", "w").audio_rates or [48000])
+    rate = self.info.sample_rate
+    if rate not in rates:  # The next rate up keeps every frequency the source has.
+      rate = next((r for r in rates if r > rate), rates[-1])
+    named = stream.codec_context.layout.name
+    layout = named if "channels" not in named else {1: "mono", 2: "stereo"}.get(
+        self.info.channels, "stereo")
+    error = None
+    for lay in dict.fromkeys([layout, "stereo"]):  # Exotic layouts: down-mix to stereo.
+      try:
+        _trial_header(ext, lambda c: self._add_aac(c, rate, lay))
+        return rate, lay
+      except (ValueError, av.FFmpegError) as e:
+        error = e
+    raise UserError(f"cannot re-encode the {self.info} audio of {self.source} to AAC: {error}; "
+                    "--no-audio writes the video without sound")
+
+  @staticmethod
+  def _add_aac(container, rate: int, layout: str):
+    stream = container.add_stream("aac", rate=rate, layout=layout)
+    # 96 kbit/s a channel for the first two, 64 for more: transparent for most material.
+    n = _av().AudioLayout(layout).nb_channels
+    stream.codec_context.bit_rate = 96000 * min(n, 2) + 64000 * max(n - 2, 0)
+    return stream
+
+  def attach(self, container) -> None:
+    """Adds the audio stream to `container` (before its first packet) and opens the source."""
+    self._src = _av().open(self.source)
+    stream = self._src.streams[self.info.index]
+    if self.mode == "copy":
+      self._out = container.add_stream_from_template(stream)
+      self._items = self._copied(stream)
+    else:
+      self._out = self._add_aac(container, self._rate, self._layout)
+      self._items = self._encoded(stream)
+
+  def _copied(self, stream) -> Iterator[tuple[float, object]]:
+    """(output seconds, packet) of the range, timestamps shifted onto the output's clock."""
+    tb = stream.time_base
+    shift = round(self._offset / tb)
+    preroll = None
+    for packet in self._src.demux(stream):
+      ts = packet.pts if packet.pts is not None else packet.dts
+      if ts is None:  # The demuxer's end-of-stream marker.
+        continue
+      t = (ts - shift) * tb
+      if self._limit is not None and t >= self._limit:
+        return
+      if t < 0 and (ts + (packet.duration or 0) - shift) * tb <= 0:
+        # Wholly before the range; the last such packet primes the decoder (AAC's first
+        # packet, or the overlap a cut needs).
+        preroll = (float(t), packet)
+        continue
+      for t_, p in ([preroll] if preroll else []) + [(float(t), packet)]:
+        p.pts = None if p.pts is None else p.pts - shift
+        p.dts = None if p.dts is None else p.dts - shift
+        p.stream = self._out
+        yield t_, p
+      preroll = None
+
+  def _encoded(self, stream) -> Iterator[tuple[float, object]]:
+    """(output seconds, packet) of the range, decoded, cut sample exact and encoded to AAC."""
+    av = _av()
+    rate, layout = self._rate, self._layout
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    first = round(self._offset * rate)  # Source sample (at `rate`) that becomes output sample 0.
+    stop = None if self._limit is None else round(self._limit * rate)
+    pos = None  # Source sample index of the next decoded sample.
+
+    def cut(frame) -> Iterator[tuple[float, object]]:
+      nonlocal pos
+      if pos is None:
+        pos = round(frame.pts * frame.time_base * rate) if frame.pts is not None else 0
+      n = frame.samples
+      lo, hi = pos - first, pos - first + n  # Output sample range of this frame.
+      pos += n
+      a, b = max(lo, 0), hi if stop is None else min(hi, stop)
+      if b <= a:
+        return
+      if (a, b) != (lo, hi):
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(frame.to_ndarray()[:, a - lo:b - lo]), format="fltp",
+            layout=layout)
+        frame.sample_rate = rate
+      frame.pts, frame.time_base = a, fractions.Fraction(1, rate)
+      yield from self._packets(frame)
+
+    for packet in self._src.demux(stream):
+      for decoded in packet.decode():
+        for frame in resampler.resample(decoded):
+          yield from cut(frame)
+      if stop is not None and pos is not None and pos - first >= stop:
+        break
+    for frame in resampler.resample(None):
+      yield from cut(frame)
+    yield from self._packets(None)
+
+  def _packets(self, frame) -> Iterator[tuple[float, object]]:
+    for packet in self._out.encode(frame):
+      yield (float(packet.pts * packet.time_base) if packet.pts is not None else 0.0), packet
+
+  def mux_until(self, container, seconds: float | None) -> None:
+    """Muxes the audio that starts before `seconds` of the output (all that is left: None).
+
+    A broken audio track must not cost the processed video: on a decoding or muxing error the
+    sound stops there, with one warning line.
+    """
+    av = _av()
+    t = 0.0
+    try:
+      while self._items is not None:
+        if self._pending is None:
+          self._pending = next(self._items, None)
+          if self._pending is None:
+            self._items = None
+            break
+        t, packet = self._pending
+        if seconds is not None and t >= seconds:
+          break
+        container.mux(packet)
+        self._pending = None
+    except av.FFmpegError as e:
+      self._items = self._pending = None
+      self.log(f"warning: the audio of {self.source} stops at {t:.2f} s ({e}); the video goes "
+               "on without it")
+
+  def close(self) -> None:
+    if self._src is not None:
+      self._src.close()
+      self._src = None
+
+
 class VideoWriter:
   """Writes RGB uint8 frames as H.264 (libx264) into mp4/mkv/mov/avi at a fixed fps.
 
   Even sizes use yuv420p (plays everywhere); odd sizes use yuv444p so that the output keeps the
-  input size exactly (4:2:0 needs even dimensions).
+  input size exactly (4:2:0 needs even dimensions). With `audio`, that sound goes along,
+  interleaved with the frames.
   """
 
   def __init__(self, path: str, fps: fractions.Fraction | float, height: int, width: int, *,
-               crf: int = 17):
+               crf: int = 17, audio: AudioCopy | None = None):
     av = _av()
     self.container = av.open(path, "w")
     rate = fractions.Fraction(fps).limit_denominator(100000)
@@ -232,7 +492,9 @@ class VideoWriter:
     self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     self.stream.options = {"crf": str(crf), "preset": "medium"}
     self.stream.codec_context.time_base = 1 / rate
-    self.count = 0
+    self.rate, self.count, self.audio = rate, 0, audio
+    if audio is not None:
+      audio.attach(self.container)
 
   def write(self, frame: np.ndarray) -> None:
     av = _av()
@@ -241,11 +503,28 @@ class VideoWriter:
     self.count += 1
     for packet in self.stream.encode(vf):
       self.container.mux(packet)
+    if self.audio is not None:
+      # The sound of the frames so far: interleaved, so that players and the muxer need not
+      # hold a whole track.
+      self.audio.mux_until(self.container, float(self.count / self.rate))
 
   def close(self) -> None:
     for packet in self.stream.encode():
       self.container.mux(packet)
+    if self.audio is not None:
+      self.audio.mux_until(self.container, None)
     self.container.close()
+    if self.audio is not None:
+      self.audio.close()
+
+  def abort(self) -> None:
+    """Closes the files after a failure; the partial output is the caller's to remove."""
+    for close in (self.container.close, self.audio.close if self.audio else None):
+      try:
+        if close is not None:
+          close()
+      except Exception:  # The run failed already; this is cleanup.
+        pass
 
 
 class FolderWriter:

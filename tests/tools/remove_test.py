@@ -52,6 +52,7 @@ def test_mp4_in_mp4_out_keeps_fps_count_and_size(tmp_path, clip):
   info = vio.probe(str(tmp_path / "out.mp4"))
   assert (info.num_frames, info.height, info.width, info.fps) == (8, 64, 96, 12)
   assert not os.path.exists(tmp_path / "out.partial.mp4")
+  assert info.audio is None and "audio" not in res.stderr  # A silent input stays silent.
 
 
 def test_folders_in_and_out_exact_outside_masks(tmp_path, clip):
@@ -102,3 +103,74 @@ def test_bad_inputs_give_one_clear_error(tmp_path, clip):
   _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "small.png"),
                      "--output")
   assert not os.path.exists(tmp_path / "o.mp4")
+
+
+# Sound: the clip with a 440 Hz track as long as its 8 frames at 12 fps (2/3 s).
+
+@pytest.fixture(scope="module")
+def sound_clip(tmp_path_factory, clip):
+  from tests.video.audio_util import tone, write_clip
+  folder = tmp_path_factory.mktemp("sound")
+  write_clip(str(folder / "in.mp4"), clip.frames, 12, tone(8 / 12, 22050, 440.0))
+  write_clip(str(folder / "in.mkv"), clip.frames, 12, tone(8 / 12, 22050, 440.0), codec="mp2")
+  _save_masks(folder / "masks", clip.masks)
+  return folder
+
+
+def _check_sound(path, seconds=8 / 12):
+  from tests.video.audio_util import peak_hz, read_audio
+  sound = read_audio(str(path))
+  assert sound is not None, f"{path} has no audio stream"
+  x, rate, codec, got = sound
+  assert (codec, rate, x.shape[0]) == ("aac", 22050, 1)
+  assert got == pytest.approx(seconds, abs=0.03)
+  assert peak_hz(x[0], rate) == pytest.approx(440, abs=4)
+
+
+def test_video_output_keeps_the_sound(tmp_path, sound_clip):
+  from tests.video.audio_util import audio_packets
+  res = run("--video", sound_clip / "in.mp4", "--masks", sound_clip / "masks", "--output",
+            tmp_path / "out.mp4", "--quiet")
+  assert res.returncode == 0, res.stderr
+  assert "with the aac audio copied" in res.stderr.strip().splitlines()[-1], res.stderr
+  assert "note:" not in res.stderr, res.stderr
+  _check_sound(tmp_path / "out.mp4")
+  assert audio_packets(str(tmp_path / "out.mp4")) == audio_packets(str(sound_clip / "in.mp4"))
+  assert vio.probe(str(tmp_path / "out.mp4")).num_frames == 8
+
+
+def test_fewer_frames_per_second_keep_all_the_sound_and_no_audio_drops_it(tmp_path, sound_clip,
+                                                                           capsys):
+  from flowinpaint import remove
+  args = ["--video", str(sound_clip / "in.mp4"), "--masks", str(sound_clip / "masks"),
+          "--quiet", "--fps", "6"]
+  assert remove.main(args + ["--output", str(tmp_path / "out.mp4")]) == 0
+  info = vio.probe(str(tmp_path / "out.mp4"))
+  assert (info.num_frames, info.fps) == (4, 6)  # Still 2/3 s, so is the sound.
+  _check_sound(tmp_path / "out.mp4")
+  assert remove.main(args + ["--output", str(tmp_path / "mute.mp4"), "--no-audio"]) == 0
+  assert vio.probe(str(tmp_path / "mute.mp4")).audio is None
+  assert "audio" not in capsys.readouterr().err.replace("audio copied", "")
+
+
+def test_sound_the_output_container_cannot_hold_is_reencoded(tmp_path, sound_clip, capsys):
+  from flowinpaint import remove
+  assert remove.main(["--video", str(sound_clip / "in.mkv"), "--masks", str(sound_clip / "masks"),
+                      "--output", str(tmp_path / "out.m4v"), "--quiet"]) == 0
+  err = capsys.readouterr().err
+  notes = [l for l in err.splitlines() if l.startswith("note:")]
+  assert notes == ["note: .m4v files cannot hold mp2 audio as it is: re-encoding the audio to "
+                   "AAC"], err
+  assert "with the mp2 audio re-encoded to AAC" in err
+  _check_sound(tmp_path / "out.m4v")
+
+
+def test_frame_folder_output_ignores_the_sound_with_one_note(tmp_path, sound_clip, capsys):
+  from flowinpaint import remove
+  args = ["--video", str(sound_clip / "in.mp4"), "--masks", str(sound_clip / "masks"), "--quiet"]
+  assert remove.main(args + ["--output", str(tmp_path / "out")]) == 0
+  assert len(vio.list_images(str(tmp_path / "out"))) == 8
+  notes = [l for l in capsys.readouterr().err.splitlines() if "audio" in l]
+  assert len(notes) == 1 and notes[0].startswith("note: ") and "not kept" in notes[0], notes
+  assert remove.main(args + ["--output", str(tmp_path / "out2"), "--no-audio"]) == 0
+  assert "audio" not in capsys.readouterr().err

@@ -103,3 +103,112 @@ def test_check_output(tmp_path):
   assert vio.check_output(str(tmp_path / "o"), inp, "m") == "folder"
   with pytest.raises(UserError, match="use a video file"):
     vio.check_output(str(tmp_path / "o.gif"), inp, "m")
+
+
+# Audio: a sine track in tiny clips (64x48, 12 fps, 1 s), read back and checked by its spectrum.
+
+def _clip_with_sound(path, codec="aac", rate=22050, seconds=1.0, freq=440.0, **tone_kw):
+  from tests.video.audio_util import tone, write_clip
+  frames = _frames(int(seconds * 12), 48, 64)
+  write_clip(str(path), frames, 12, tone(seconds, rate, freq, **tone_kw), rate=rate, codec=codec)
+  return frames
+
+
+def _write(src, out, frames, **copy_kw):
+  audio = vio.AudioCopy(str(src), str(out), **copy_kw)
+  writer = vio.VideoWriter(str(out), 12, frames.shape[1], frames.shape[2], audio=audio)
+  for f in frames:
+    writer.write(f)
+  writer.close()
+  return audio
+
+
+def test_probe_reports_the_audio_stream(tmp_path):
+  _clip_with_sound(tmp_path / "a.mp4")
+  info = vio.probe(str(tmp_path / "a.mp4"))
+  assert (info.audio.codec, info.audio.sample_rate, info.audio.channels, info.audio.others) == (
+      "aac", 22050, 1, 0)
+  assert str(info.audio) == "aac, 22050 Hz, mono"
+  vio.write_video(str(tmp_path / "silent.mp4"), _frames(3))
+  assert vio.probe(str(tmp_path / "silent.mp4")).audio is None
+  with pytest.raises(UserError, match="silent.mp4 has no audio stream"):
+    vio.AudioCopy(str(tmp_path / "silent.mp4"), str(tmp_path / "o.mp4"))
+
+
+def test_audio_is_remuxed_untouched_and_frames_unchanged(tmp_path):
+  from tests.video.audio_util import audio_packets, peak_hz, read_audio
+  frames = _clip_with_sound(tmp_path / "in.mp4")
+  audio = _write(tmp_path / "in.mp4", tmp_path / "out.mp4", frames)
+  assert (audio.mode, audio.reason, audio.summary) == ("copy", None, "aac audio copied")
+  # Remuxed: the very same AAC packets, no second generation of lossy coding.
+  assert audio_packets(str(tmp_path / "out.mp4")) == audio_packets(str(tmp_path / "in.mp4"))
+  x, rate, codec, seconds = read_audio(str(tmp_path / "out.mp4"))
+  assert (codec, rate, x.shape[0]) == ("aac", 22050, 1)
+  assert seconds == pytest.approx(1.0, abs=0.01)
+  assert peak_hz(x[0], rate) == pytest.approx(440, abs=3)
+  # The frames are encoded as without sound, bit for bit.
+  vio.write_video(str(tmp_path / "silent.mp4"), frames, 12)
+  np.testing.assert_array_equal(vio.read_video(str(tmp_path / "out.mp4"))[0],
+                                vio.read_video(str(tmp_path / "silent.mp4"))[0])
+
+
+@pytest.mark.parametrize("src,codec,rate,out,why", [
+    ("in.mkv", "mp2", 22050, "out.m4v", ".m4v files cannot hold mp2"),
+    # PCM at a rate AAC lacks: re-encoded at the next rate up.
+    ("in.mov", "pcm_s16le", 37800, "out.mp4", "few players read pcm_s16le audio in .mp4")])
+def test_audio_reencoded_to_aac_where_the_container_cannot_hold_it(tmp_path, src, codec, rate,
+                                                                    out, why):
+  from tests.video.audio_util import peak_hz, read_audio
+  frames = _clip_with_sound(tmp_path / src, codec, rate, freq=660.0)
+  audio = _write(tmp_path / src, tmp_path / out, frames)
+  assert audio.mode == "aac" and why in audio.reason, audio.reason
+  x, out_rate, out_codec, seconds = read_audio(str(tmp_path / out))
+  assert (out_codec, out_rate) == ("aac", 44100 if rate == 37800 else rate)
+  assert seconds == pytest.approx(1.0, abs=0.03)
+  assert peak_hz(x[0], out_rate) == pytest.approx(660, abs=3)
+  assert 0.4 < np.abs(x[0, out_rate // 10:-out_rate // 10]).max() < 0.6  # Level kept (0.5).
+
+
+@pytest.mark.parametrize("src,codec,out", [("in.mp4", "aac", "out.mp4"),   # remuxed
+                                           ("in.mkv", "mp2", "out.m4v")])  # re-encoded
+def test_audio_of_a_time_range_is_cut_in_sync(tmp_path, src, codec, out):
+  from tests.video.audio_util import peak_hz, read_audio
+  # 440 Hz, then 880 Hz from 0.5 s on; the output is [0.25, 0.75) s: the switch at 0.25 s.
+  frames = _clip_with_sound(tmp_path / src, codec, switch_at=0.5, freq2=880.0)
+  audio = _write(tmp_path / src, tmp_path / out, frames[3:9], start=0.25, end=0.75)
+  x, rate, _, seconds = read_audio(str(tmp_path / out))
+  assert seconds == pytest.approx(0.5, abs=0.05)  # Remuxing cuts at packets (46 ms here).
+  q = rate // 10
+  assert peak_hz(x[0, :2 * q], rate) == pytest.approx(440, abs=6)
+  assert peak_hz(x[0, 3 * q:5 * q], rate) == pytest.approx(880, abs=6)
+  # Where the switch falls: the zero-crossing rate of 10 ms windows doubles at 0.25 s.
+  w = rate // 100
+  hz = [np.sum(np.diff(np.signbit(x[0, i:i + w])) != 0) * 50 for i in range(0, 5 * q - w, w)]
+  switch = (np.argmax(np.array(hz) > 660) + 0.5) * 0.01
+  assert switch == pytest.approx(0.25, abs=0.015), (audio.mode, hz)
+  with pytest.raises(ValueError, match="empty"):
+    vio.AudioCopy(str(tmp_path / src), str(tmp_path / out), start=0.5, end=0.5)
+
+
+def test_broken_audio_stops_the_sound_not_the_video(tmp_path, monkeypatch):
+  import av
+  frames = _clip_with_sound(tmp_path / "in.mp4")
+  copied = vio.AudioCopy._copied
+
+  def breaks_at_half(self, stream):  # Stands in for a corrupt packet 0.5 s into the track.
+    for t, packet in copied(self, stream):
+      if t >= 0.5:
+        raise av.error.InvalidDataError(1094995529, "Invalid data found")
+      yield t, packet
+
+  monkeypatch.setattr(vio.AudioCopy, "_copied", breaks_at_half)
+  lines = []
+  audio = vio.AudioCopy(str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), log=lines.append)
+  writer = vio.VideoWriter(str(tmp_path / "out.mp4"), 12, 48, 64, audio=audio)
+  for f in frames:
+    writer.write(f)
+  writer.close()
+  assert len(lines) == 1 and lines[0].startswith("warning: the audio of"), lines
+  assert "stops at 0.4" in lines[0] and "Invalid data" in lines[0], lines
+  info = vio.probe(str(tmp_path / "out.mp4"))
+  assert info.num_frames == 12 and info.audio is not None
