@@ -55,6 +55,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.adversarial_weight = 1.0  # DeepFill v2 uses 1:1 with L1.
   config.loss.gp_weight = 10.0  # WGAN-GP gradient penalty (adversarial='wgan_gp' only).
   config.loss.discount_gamma = 0.99  # Spatially discounted L1 (reconstruction='discounted_l1').
+  # ImageNet-VGG feature losses (flowinpaint/train/feature_losses.py): 'none' | 'pconv' (VGG-16
+  # pool1-3 on output and composite) | 'structure_flow' (VGG-19 content, hole style, sampling
+  # correctness). They need torchvision VGG weights from a local file (`vgg_weights`, e.g.
+  # vgg16-397923af.pth / vgg19-dcbb9e9d.pth; never downloaded); without one they are off and the
+  # log says so. A weight of 0 switches a term off.
+  config.loss.feature_recipe = "none"
+  config.loss.perceptual_weight = 0.0
+  config.loss.style_weight = 0.0
+  config.loss.correctness_weight = 0.0  # 'structure_flow' only: needs a generator 'flow'.
+  config.loss.vgg_weights = ""
 
   # --- Optimisers -------------------------------------------------------------------------------
   config.optimizer = ml_collections.ConfigDict()

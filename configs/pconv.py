@@ -5,9 +5,11 @@ bottleneck; `--config.model.depth=8 --config.image_size=512` for the paper's net
 depth 7 has 25.8 M), no discriminator. Loss 'pconv' = L1 on known pixels + 6 x L1 in the hole
 + 0.1 x total variation over the 1-pixel-dilated hole of the composited image.
 
-The paper's perceptual (0.05) and style (120) losses need ImageNet VGG-16 weights; they are not
-implemented and stay off: no weights file is read. Training therefore optimises the pixel terms
-only, which gives blurrier holes than the paper. The paper's second stage (learning rate 5e-5
+The paper's perceptual (0.05) and style (120) losses on VGG-16 pool1-pool3 of the output and the
+composite are on when you give torchvision's ImageNet VGG-16 weights
+(`--config.loss.vgg_weights=/path/to/vgg16-397923af.pth`, your own file: nothing is downloaded);
+without them the log says they are off and training optimises the pixel terms only, which gives
+blurrier holes than the paper. The paper's second stage (learning rate 5e-5
 with the encoder's BatchNorm frozen) is not implemented either. Adam 2e-4, batch 6 as the paper.
 Irregular free-form strokes as holes.
 
@@ -34,6 +36,9 @@ def get_config():
   config.loss.reconstruction = "pconv"
   config.loss.reconstruction_weight = 1.0
   config.loss.adversarial = "none"  # No discriminator.
+  config.loss.feature_recipe = "pconv"
+  config.loss.perceptual_weight = 0.05
+  config.loss.style_weight = 120.0  # Applied to both the output's and the composite's Grams.
 
   config.optimizer.name = "adam"
   config.optimizer.g_learning_rate = 2e-4

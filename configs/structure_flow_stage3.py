@@ -1,8 +1,9 @@
 """StructureFlow stage 3: G_t fine-tuned on the structures G_s reconstructs (G_s frozen).
 
 The generator holds both networks ({'structure': G_s, 'texture': G_t}); G_s runs behind
-stop_gradient, so only G_t (and the image discriminator) learn. Losses as stage 2 (the paper adds
-VGG style 250 and perceptual 0.1 here; off without VGG19 weights).
+stop_gradient, so only G_t (and the image discriminator) learn. Losses as stage 2 plus, as the
+paper's MODEL 3, VGG-19 style on the hole (250) and content (0.1); the three VGG terms need
+`--config.loss.vgg_weights=/path/to/vgg19-dcbb9e9d.pth` and are off (the log says so) without it.
 
 Start it from the two trained stages (G_s from stage 1's workdir, G_t from stage 2's):
 
@@ -17,4 +18,8 @@ from configs import structure_flow_stage1
 def get_config():
   config = structure_flow_stage1.base_config("structure_flow")
   config.loss.reconstruction_weight = 5.0
+  config.loss.feature_recipe = "structure_flow"
+  config.loss.correctness_weight = 0.25
+  config.loss.style_weight = 250.0
+  config.loss.perceptual_weight = 0.1
   return config

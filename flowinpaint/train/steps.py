@@ -15,12 +15,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flowinpaint.train import losses
+from flowinpaint.train import feature_losses, losses
 from flowinpaint.train.phases import Phase
 from flowinpaint.train.state import GanState
 
 METRIC_NAMES = ("g_loss", "recon_loss", "g_adv_loss", "d_loss", "d_real", "d_fake",
-                "gradient_penalty", "l1_hole", "g_grad_norm", "d_grad_norm")
+                "gradient_penalty", "l1_hole", "g_grad_norm", "d_grad_norm", "perceptual_loss",
+                "style_loss", "correctness_loss")
 
 
 @flax.struct.dataclass
@@ -35,6 +36,9 @@ class TrainMetrics(clu_metrics.Collection):
   l1_hole: clu_metrics.Average.from_output("l1_hole")
   g_grad_norm: clu_metrics.Average.from_output("g_grad_norm")
   d_grad_norm: clu_metrics.Average.from_output("d_grad_norm")
+  perceptual_loss: clu_metrics.Average.from_output("perceptual_loss")
+  style_loss: clu_metrics.Average.from_output("style_loss")
+  correctness_loss: clu_metrics.Average.from_output("correctness_loss")
 
 
 # Generator outputs the step reads. 'target' (optional) replaces the image as what the output
@@ -53,14 +57,21 @@ class LossConfig:
   gp_weight: float = 10.0
   discount_gamma: float = 0.99
   d_steps: int = 1
+  # VGG feature losses; their frozen VGG params are the train step's `vgg_params` argument.
+  features: feature_losses.FeatureLossConfig = feature_losses.FeatureLossConfig()
 
   @classmethod
   def from_config(cls, config) -> "LossConfig":
     c = config.loss
+    features = feature_losses.FeatureLossConfig(
+        recipe=c.get("feature_recipe", "none"), perceptual_weight=c.get("perceptual_weight", 0.0),
+        style_weight=c.get("style_weight", 0.0),
+        correctness_weight=c.get("correctness_weight", 0.0))
     return cls(reconstruction=c.reconstruction, reconstruction_weight=c.reconstruction_weight,
                coarse_weight=c.coarse_weight, adversarial=c.adversarial,
                adversarial_weight=c.adversarial_weight, gp_weight=c.gp_weight,
-               discount_gamma=c.discount_gamma, d_steps=config.d_steps_per_g_step)
+               discount_gamma=c.discount_gamma, d_steps=config.d_steps_per_g_step,
+               features=features)
 
 
 def composite(pred: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:
@@ -86,11 +97,12 @@ def _apply(module, params, rest, *args, train: bool):
 def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.GradientTransformation,
                     d_tx: Optional[optax.GradientTransformation], loss_cfg: LossConfig
                     ) -> Callable[..., tuple[GanState, TrainMetrics]]:
-  """Builds `train_step(state, batch, phase) -> (state, metrics)`.
+  """Builds `train_step(state, batch, phase, vgg_params=None) -> (state, metrics)`.
 
   `batch` = {'image': [B, H, W, C] in [-1, 1], 'mask': [B, H, W, 1], 1 = hole, and optionally
   'target': what the output should match when it is not the image (e.g. a flow)}. `phase` is a
-  `Phase` and must be static under jit; `state` may be donated.
+  `Phase` and must be static under jit; `state` may be donated. `vgg_params` (frozen VGG
+  weights) is required when `loss_cfg.features` is active.
   """
   recon_fn = losses.reconstruction_loss(loss_cfg.reconstruction, gamma=loss_cfg.discount_gamma)
   adv_name = loss_cfg.adversarial
@@ -130,9 +142,15 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
                  d_grad_norm=optax.tree.norm(grads))
     return {"params": d_params, **new_rest}, d_opt, stats
 
-  def train_step(state: GanState, batch, phase: Phase):
+  # The appearance flow is differentiated only when a loss reads it.
+  outputs = _DIFFERENTIABLE_OUTPUTS + (("flow",) if loss_cfg.features.correctness_weight else ())
+
+  def train_step(state: GanState, batch, phase: Phase, vgg_params=None):
     if discriminator is None and phase is not Phase.RECONSTRUCTION:
       raise ValueError(f"phase {phase.value!r} needs a discriminator; this model has none")
+    if loss_cfg.features.active and vgg_params is None:
+      raise ValueError(f"the {loss_cfg.features.recipe!r} feature losses need VGG weights: pass "
+                       "vgg_params, or set their weights to 0")
     image, mask = batch["image"], batch["mask"]
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
     stats = {name: jnp.zeros((), jnp.float32) for name in METRIC_NAMES}
@@ -141,7 +159,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
     def forward(params):
       outs, new_rest = _apply(generator, params, g_rest, image, mask,
                               train=phase.trains_generator)
-      preds = {k: outs[k].astype(jnp.float32) for k in _DIFFERENTIABLE_OUTPUTS if k in outs}
+      preds = {k: outs[k].astype(jnp.float32) for k in outputs if k in outs}
       if "target" in preds:
         preds["target"] = jax.lax.stop_gradient(preds["target"])
       return preds, new_rest
@@ -179,14 +197,18 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
           fake_logits, _ = _apply(discriminator, d_params, d_rest, completed, mask, train=False)
           adv = sum(g_adv(c) for c in jax.tree.leaves(fake_logits))
         extra = preds.get("extra_loss", jnp.zeros(()))
-        return recon + loss_cfg.adversarial_weight * adv + extra, (recon, adv)
+        feats = feature_losses.feature_losses(loss_cfg.features, vgg_params, preds, target, image,
+                                              mask)
+        total = recon + loss_cfg.adversarial_weight * adv + extra + sum(feats.values())
+        return total, (recon, adv, feats)
 
-      (g_loss, (recon, adv)), pred_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(preds)
+      (g_loss, (recon, adv, feats)), pred_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+          preds)
       (grads,) = g_vjp(pred_grads)
       updates, g_opt = g_tx.update(grads, state.g_opt, g_params)
       g_vars = {"params": optax.apply_updates(g_params, updates), **new_g_rest}
       stats.update(g_loss=g_loss, recon_loss=recon, g_adv_loss=adv,
-                   g_grad_norm=optax.tree.norm(grads))
+                   g_grad_norm=optax.tree.norm(grads), **feats)
 
     hole = jnp.maximum(jnp.sum(mask) * 3.0, 1.0)
     stats["l1_hole"] = jnp.sum(jnp.abs(preds["output"] - real) * mask) / hole

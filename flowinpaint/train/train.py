@@ -1,5 +1,6 @@
 """The training loop shared by every model: `train_and_evaluate(config, workdir)`."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -47,6 +48,38 @@ class Models:
     self.g_tx = state_lib.make_optimizer(config.optimizer, config.optimizer.g_learning_rate)
     self.d_tx = (state_lib.make_optimizer(config.optimizer, config.optimizer.d_learning_rate)
                  if self.discriminator is not None else None)
+
+
+def resolve_feature_losses(config, loss_cfg: steps.LossConfig
+                           ) -> tuple[steps.LossConfig, Optional[dict]]:
+  """(loss config, frozen VGG params) for the VGG feature losses the config asks for.
+
+  Without a weights file (`loss.vgg_weights`) the feature losses are switched off and the log
+  says so: ImageNet weights cannot be downloaded here, and random VGG features teach nothing.
+  """
+  features = loss_cfg.features
+  if not features.active:
+    return loss_cfg, None
+  terms = ", ".join(name for name, w in (("perceptual", features.perceptual_weight),
+                                         ("style", features.style_weight),
+                                         ("sampling-correctness", features.correctness_weight))
+                    if w > 0)
+  path = config.loss.get("vgg_weights", "")
+  depth = features.vgg_depth
+  if not path:
+    logging.warning(
+        "The %s loss(es) of the %r recipe are OFF: they need ImageNet VGG-%d weights. Pass "
+        "--config.loss.vgg_weights=/path/to/vgg%d.pth (torchvision's state dict, e.g. %s; "
+        "nothing is downloaded) to switch them on.", terms, features.recipe, depth, depth,
+        "vgg16-397923af.pth" if depth == 16 else "vgg19-dcbb9e9d.pth")
+    return dataclasses.replace(loss_cfg, features=features.off()), None
+  from flowinpaint.models import vgg
+  try:
+    params = vgg.load_torchvision(os.path.expanduser(path), depth)
+  except vgg.VGGWeightsError as e:
+    raise UserError(f"loss.vgg_weights: {e}") from e
+  logging.info("VGG-%d feature losses on (%s) with weights from %s", depth, terms, path)
+  return loss_cfg, params
 
 
 def validate_config(config, spec) -> None:
@@ -208,9 +241,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         logging.info("%s parameters:\n%s", name, overview)
         writer.write_text(0, f"parameters/{name}", f"```\n{overview}\n```")
 
+  loss_cfg, vgg_params = resolve_feature_losses(config, steps.LossConfig.from_config(config))
+  if vgg_params is not None:
+    vgg_params = jax.device_put(vgg_params, replicated)
   train_step = jax.jit(
       steps.make_train_step(models.generator, models.discriminator, models.g_tx, models.d_tx,
-                            steps.LossConfig.from_config(config)),
+                            loss_cfg),
       static_argnames="phase", donate_argnums=0)
   predict = jax.jit(steps.make_predict_fn(models.generator))
   batches = pipeline.train_batches(
@@ -252,7 +288,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       while step < config.num_train_steps:
         phase = _phase(config, step, has_d)
         batch = sharding.shard_batch(next(batches), mesh)
-        state, step_metrics = train_step(state, batch, phase=phase)
+        state, step_metrics = train_step(state, batch, vgg_params=vgg_params, phase=phase)
         accumulated = step_metrics if accumulated is None else accumulated.merge(step_metrics)
         step += 1
         last = step == config.num_train_steps

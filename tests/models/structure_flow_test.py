@@ -12,6 +12,7 @@ from configs import structure_flow_stage2
 from configs import structure_flow_stage3
 from configs import structure_flow_tiny
 from flowinpaint.models import registry
+from flowinpaint.models import vgg
 from flowinpaint.models import structure_flow as sf
 from flowinpaint.train import state as state_lib
 from flowinpaint.train import steps
@@ -141,11 +142,17 @@ def test_one_train_step_per_stage_trains_the_right_parameters(stage):
   before = jax.device_get(state)
   step = jax.jit(steps.make_train_step(gen, disc, g_tx, d_tx, steps.LossConfig.from_config(config)),
                  static_argnames='phase')
-  after, metrics = step(state, _batch(), phase=Phase.JOINT)
+  # Stages 2 and 3 add VGG-19 losses (random weights here: the wiring is what is tested).
+  vgg_params = None if stage == 1 else vgg.VGGFeatures(19, outputs=('relu5_2',)).init(
+      jax.random.key(5), jnp.zeros((1, SIZE, SIZE, 3)))['params']
+  after, metrics = step(state, _batch(), phase=Phase.JOINT, vgg_params=vgg_params)
   after = jax.device_get(after)
   values = {k: float(v) for k, v in metrics.compute().items()}
   assert all(np.isfinite(v) for v in values.values()), values
   assert values['d_loss'] != 0 and values['g_adv_loss'] != 0
+  # Stage 2: sampling correctness (0.25); stage 3 adds content (0.1) and style (250).
+  assert (values['correctness_loss'] > 0) == (stage > 1)
+  assert (values['perceptual_loss'] > 0) == (values['style_loss'] > 0) == (stage == 3)
 
   g_changed = _changed(before.g_vars['params'], after.g_vars['params'])
   expected_trees = {1: {'structure'}, 2: {'texture'}, 3: {'structure', 'texture'}}[stage]

@@ -15,6 +15,7 @@ from configs import pconv as pconv_config
 from flowinpaint.models import deepfill_v1
 from flowinpaint.models import glcic
 from flowinpaint.models import pconv_unet
+from flowinpaint.models import vgg
 from flowinpaint.train import checkpointing
 from flowinpaint.train import state as state_lib
 from flowinpaint.train import steps
@@ -128,21 +129,29 @@ def test_configs_hold_the_papers_settings():
   assert train.Models(c).discriminator is None
 
 
-def test_pconv_trains_without_a_discriminator():
+def test_pconv_trains_without_a_discriminator_with_its_vgg_losses():
   config = pconv_config.get_config()
   g = pconv_unet.PConvUNet(depth=3, cnum=4)
   tx = optax.adam(1e-2)
   st = state_lib.create_state(jax.random.key_data(jax.random.key(0)), g, None, tx, None,
                               image_size=SIZE)
-  step = jax.jit(steps.make_train_step(g, None, tx, None, steps.LossConfig.from_config(config)),
-                 static_argnames="phase")
+  loss_cfg = steps.LossConfig.from_config(config)
+  step = jax.jit(steps.make_train_step(g, None, tx, None, loss_cfg), static_argnames="phase")
   batch = _batch(2)
+  with pytest.raises(ValueError, match="need VGG weights"):
+    step(st, batch, phase=Phase.RECONSTRUCTION)
+  # Random VGG-16 weights stand in for ImageNet ones: the wiring, not the features, is tested.
+  vgg_params = vgg.VGGFeatures(16, outputs=("pool3",)).init(
+      jax.random.key(1), jnp.zeros((1, SIZE, SIZE, 3)))["params"]
   first = None
   for _ in range(4):
-    st, metrics = step(st, batch, phase=Phase.RECONSTRUCTION)
-    loss = float(metrics.compute()["recon_loss"])
-    first = loss if first is None else first
-  assert np.isfinite(loss) and loss < first
+    st, metrics = step(st, batch, phase=Phase.RECONSTRUCTION, vgg_params=vgg_params)
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    first = values["g_loss"] if first is None else first
+  assert values["perceptual_loss"] > 0 and values["style_loss"] > 0
+  np.testing.assert_allclose(values["g_loss"], values["recon_loss"] + values["perceptual_loss"] +
+                             values["style_loss"], rtol=1e-5)
+  assert np.isfinite(values["g_loss"]) and values["g_loss"] < first
 
 
 def test_glcic_short_runs_all_three_phases(tmp_path):
