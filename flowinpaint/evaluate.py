@@ -10,6 +10,12 @@ trainer's evaluation does (flowinpaint.data.pipeline.eval_batch); masks are
 runs with the same arguments score the same pixels. Prints a table and writes JSON: PSNR, SSIM,
 L1, L2 over the whole (composited) image and inside the hole, the mean hole ratio, and seconds
 per image measured after a warm-up call (the first call, with compilation, reported apart).
+
+With a StructureFlow checkpoint, --save-structure DIR / --save-flow DIR also write each image's
+structure and appearance flow (INDEX_structure.png, INDEX_flow.png, INDEX_flow.npy; INDEX is the
+image's 4-digit position in the evaluation set; see flowinpaint.aux_outputs). They come from the
+same pass as the scored images (one compilation, no second run over the set), so the timings
+then include returning them from the device: compare speed without these options.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from flowinpaint import aux_outputs
 from flowinpaint.errors import UserError, cli_entry
 
 METRIC_KEYS = ("psnr", "ssim", "l1", "l2", "psnr_hole", "ssim_hole", "l1_hole", "l2_hole",
@@ -157,7 +164,53 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--mask-seed", type=int, default=2024)
   p.add_argument("--mask-kind", default="free_form_and_box")
   p.add_argument("--output", help="write the results as JSON here")
+  p.add_argument("--save-structure", metavar="DIR",
+                 help="StructureFlow checkpoints: write INDEX_structure.png, the structure the "
+                 "model inpainted each image with (RGB, SIZE x SIZE); DIR is created if missing")
+  p.add_argument("--save-flow", metavar="DIR",
+                 help="StructureFlow checkpoints: write INDEX_flow.png (the appearance flow "
+                 "colour-coded, each 1/4-resolution cell a 4x4 block) and INDEX_flow.npy "
+                 "(float32 [SIZE/4, SIZE/4, 2], (dx, dy) in image pixels)")
   return p
+
+
+def aux_name(index: int) -> str:
+  """The file name prefix of evaluation image `index` (sorts in evaluation order)."""
+  return f"{index:04d}"
+
+
+class AuxRecorder:
+  """A ModelInpainter whose batches also return auxiliary outputs, kept from the last batch call.
+
+  `inpaint_batch` runs every image (an empty hole too) through `predict_with_aux` and composites
+  as `ModelInpainter.inpaint_batch` does; `aux` then holds that call's outputs ([N, ...] each).
+  """
+
+  def __init__(self, inpainter: Any, keys: Sequence[str]):
+    self.inpainter = inpainter
+    self.keys = tuple(keys)
+    self.max_batch = getattr(inpainter, "max_batch", 1)
+    self.aux: dict[str, np.ndarray] = {}
+
+  def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    from flowinpaint import inference
+    holes = np.stack([inference.as_hole_mask(m, images.shape[1:3]) for m in masks])
+    pred, self.aux = self.inpainter.predict_with_aux(images, holes, self.keys)
+    return np.stack([inference.composite(p, x, h) for p, x, h in zip(pred, images, holes)])
+
+
+def write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], shape: Sequence[int], *,
+              inputs: Sequence[str] = ()) -> list[str]:
+  """Writes INDEX_structure.png / INDEX_flow.png / INDEX_flow.npy for every evaluation image.
+
+  `aux` as `AuxRecorder.aux` ([N, ...] per key), `shape` the images' (H, W); returns the paths.
+  """
+  n = len(next(iter(aux.values()))) if aux else 0
+  written = []
+  for i in range(n):
+    written += aux_outputs.write({k: v[i] for k, v in aux.items()}, dirs, aux_name(i), shape,
+                                 inputs=inputs)
+  return written
 
 
 def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +228,9 @@ def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     from flowinpaint import image_io
     image_io.check_not_input(args.output, folder.paths)
   num = args.num if args.num is not None else len(folder)
+  dirs = aux_outputs.requested(args)
+  aux_outputs.check_not_inputs(
+      [p for i in range(num) for p in aux_outputs.paths(dirs, aux_name(i))], folder.paths)
   batch = pipeline.eval_batch(data, num_images=num, image_size=args.size, seed=args.mask_seed,
                               mask_kind=args.mask_kind)
   return _as_uint8_images(batch["image"]), batch["mask"][..., 0]
@@ -197,13 +253,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise UserError(f"--num must be >= 1, got {args.num}")
   if args.output and os.path.isdir(args.output):
     raise UserError(f"--output {args.output!r} is a folder; give a .json file path")
+  dirs = aux_outputs.requested(args)
+  aux_outputs.check_request(dirs, args.method)
   # Data first: a wrong folder or mask kind fails before any model is loaded.
   images, masks = _load(args)
   from flowinpaint import inference
   inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
                else inference.make_inpainter(args.checkpoint))
-  result = evaluate_inpainter(inpainter, images, masks)
+  aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")
+  # With --save-structure / --save-flow the scored pass also returns them (one compilation).
+  runner = AuxRecorder(inpainter, tuple(dirs)) if dirs else inpainter
+  result = evaluate_inpainter(runner, images, masks)
   print(_table(result))
+  if dirs:
+    written = write_aux(runner.aux, dirs, images.shape[1:3],
+                        inputs=[args.output] if args.output else [])
+    print(f"wrote {len(written)} structure / flow files to {', '.join(sorted(set(dirs.values())))}")
   if args.output:
     record = {
         "inpainter": args.method or args.checkpoint,

@@ -16,6 +16,9 @@ import numpy as np
 from flowinpaint.errors import UserError
 
 CLASSICAL_METHODS = ("telea", "ns")
+# Auxiliary generator outputs a tool can ask for next to the image (StructureFlow returns both:
+# 'structure' [B,H,W,3] in [-1, 1], 'flow' [B,H/4,W/4,2] in quarter-resolution pixels).
+AUX_KEYS = ("structure", "flow")
 
 
 class Inpainter(Protocol):
@@ -110,7 +113,9 @@ class ModelInpainter:
   The image goes to [-1, 1], is reflect-padded to `multiple` (the mask too, so reflected hole
   content stays inside the hole), runs through `generator.apply(..., train=False)['output']`
   under jit (one compiled function per input shape, cached by jit), is cropped back and
-  composited at uint8 level.
+  composited at uint8 level. `predict_with_aux` / `inpaint_with_aux` also return the generator's
+  auxiliary outputs (AUX_KEYS, e.g. StructureFlow's structure and flow) from a second jitted
+  function, so the plain path never transfers them.
   """
 
   def __init__(self, generator: Any, variables: Any, multiple: int, *, max_batch: int = 8,
@@ -123,6 +128,10 @@ class ModelInpainter:
     self.name = self.model_name
     self.config = config
     self.compiled_shapes: set[tuple[int, ...]] = set()
+    self._output_keys: Optional[tuple[str, ...]] = None
+    # One jitted function per requested key set; the plain path (`_run`) stays output-only so it
+    # never copies auxiliary arrays off the device.
+    self._run_aux: dict[tuple[str, ...], Any] = {}
     import jax  # Lazy: classical inpainting never needs JAX.
 
     def run(variables, image, mask):
@@ -167,14 +176,35 @@ class ModelInpainter:
           f"it does not take (image, mask) ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
       ) from e
     shape = getattr(out.get("output"), "shape", None) if isinstance(out, dict) else None
+    if isinstance(out, dict):
+      self._output_keys = tuple(out)
     if shape != (1, size, size, 3):
       raise UserError(
           f"{source} (model {self.model_name!r}) is not an image inpainting generator: its "
           f"output is {shape if shape is not None else type(out).__name__}, expected an RGB image")
 
-  def predict(self, images: np.ndarray, holes: np.ndarray) -> np.ndarray:
-    """Raw (not composited) uint8 predictions for [N,H,W,3] uint8 and bool [N,H,W] holes."""
-    n, h, w = images.shape[:3]
+  def aux_keys(self) -> tuple[str, ...]:
+    """The AUX_KEYS the generator returns (traced once with eval_shape, no compute; cached)."""
+    if self._output_keys is None:
+      import jax
+      import jax.numpy as jnp
+      size = -(-max(self.multiple, 64) // self.multiple) * self.multiple
+      out = jax.eval_shape(
+          lambda v, x, m: self.generator.apply(v, x, m, train=False), self.variables,
+          jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32),
+          jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32))
+      self._output_keys = tuple(out) if isinstance(out, dict) else ()
+    return tuple(k for k in AUX_KEYS if k in self._output_keys)
+
+  def _batches(self, fn: Any, images: np.ndarray, holes: np.ndarray) -> list[Any]:
+    """Runs jitted `fn(variables, x, m)` over chunks of max_batch; numpy outputs.
+
+    `images` uint8 [N,H,W,3], `holes` bool [N,H,W]; both are reflect-padded to `multiple`.
+    Returns one output pytree per chunk, trimmed to the chunk's real images (the caller crops
+    the padded spatial size).
+    """
+    import jax
+    n = len(images)
     x = images.astype(np.float32) / 127.5 - 1.0
     m = holes.astype(np.float32)[..., None]
     x, m = pad_to_multiple(x, self.multiple), pad_to_multiple(m, self.multiple)
@@ -188,9 +218,80 @@ class ModelInpainter:
         xb = np.concatenate([xb, np.repeat(xb[-1:], chunk - real, 0)])
         mb = np.concatenate([mb, np.repeat(mb[-1:], chunk - real, 0)])
       self.compiled_shapes.add(xb.shape)
-      outs.append(np.asarray(self._run(self.variables, xb, mb))[:real])
-    pred = np.concatenate(outs)[:, :h, :w, :3]
+      outs.append(jax.tree.map(lambda a, r=real: np.asarray(a)[:r],
+                               fn(self.variables, xb, mb)))
+    return outs
+
+  def predict(self, images: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """Raw (not composited) uint8 predictions for [N,H,W,3] uint8 and bool [N,H,W] holes."""
+    h, w = images.shape[1:3]
+    pred = np.concatenate(self._batches(self._run, images, holes))[:, :h, :w, :3]
     return to_uint8(pred)
+
+  def predict_with_aux(self, images: np.ndarray, holes: np.ndarray,
+                       keys: Optional[Sequence[str]] = None
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Raw predictions plus the generator's auxiliary outputs, cropped to the input size.
+
+    Args:
+      images: uint8 [N, H, W, 3].
+      holes: bool [N, H, W] (True = hole). An image with an empty hole runs too.
+      keys: which of AUX_KEYS to return; None: all that the generator returns (`aux_keys()`).
+
+    Returns:
+      (pred, aux): pred uint8 [N, H, W, 3] as `predict` (not composited); aux holds only keys
+      the generator returns: 'structure' uint8 [N, H, W, 3]; 'flow' float32
+      [N, ceil(H/s), ceil(W/s), 2]: the model's flow on its 1/s grid (s = 4 for StructureFlow),
+      the cells of the padded grid that cover the image, in units of that grid's pixels
+      (multiply by s for image pixels).
+
+    Raises:
+      ValueError: a key in `keys` that the generator does not return.
+    """
+    available = self.aux_keys()
+    keys = available if keys is None else tuple(keys)
+    missing = [k for k in keys if k not in available]
+    if missing:
+      raise ValueError(f"model {self.model_name!r} returns no {', '.join(map(repr, missing))} "
+                       f"(it returns {', '.join(map(repr, available)) or 'no auxiliary output'})")
+    fn = self._run_aux.get(keys)
+    if fn is None:
+      import jax
+      generator = self.generator
+
+      def run(variables, image, mask):
+        out = generator.apply(variables, image, mask, train=False)
+        return out["output"], {k: out[k] for k in keys}
+
+      fn = self._run_aux[keys] = jax.jit(run)
+    h, w = images.shape[1:3]
+    chunks = self._batches(fn, images, holes)
+    pred = to_uint8(np.concatenate([c[0] for c in chunks])[:, :h, :w, :3])
+    padded_h = h + (-h) % self.multiple
+    aux: dict[str, np.ndarray] = {}
+    for k in keys:
+      value = np.concatenate([c[1][k] for c in chunks])
+      if k == "flow":
+        # The flow lives on a coarser grid of the padded image: keep the cells that cover the
+        # real image (a partly covered last cell included).
+        stride = padded_h // value.shape[1]
+        aux[k] = value[:, :-(-h // stride), :-(-w // stride)].astype(np.float32)
+      else:
+        aux[k] = to_uint8(value[:, :h, :w, :3])
+    return pred, aux
+
+  def inpaint_with_aux(self, rgb: np.ndarray, mask: np.ndarray,
+                       keys: Optional[Sequence[str]] = None
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One image: (composited uint8 HxWx3 as `__call__`, aux as `predict_with_aux` without N).
+
+    Unlike `__call__`, an empty mask still runs the model (the caller asked for its outputs);
+    the image then comes back unchanged.
+    """
+    rgb = _check_rgb(rgb)
+    hole = as_hole_mask(mask, rgb.shape[:2])
+    pred, aux = self.predict_with_aux(rgb[None], hole[None], keys)
+    return composite(pred[0], rgb, hole), {k: v[0] for k, v in aux.items()}
 
   def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """[N,H,W,3] uint8, [N,H,W] masks -> [N,H,W,3] uint8, composited; batches of max_batch."""

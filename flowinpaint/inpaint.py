@@ -6,6 +6,9 @@ A folder (masks matched by file stem, or one mask file for every image):
   python -m flowinpaint.inpaint --checkpoint workdir/ --image photos/ --mask masks/ --output out/
 A large photo (the default --strategy auto picks one by size; see flowinpaint.highres):
   python -m flowinpaint.inpaint --checkpoint workdir/ --strategy crop --image 12mp.jpg ...
+StructureFlow's structure and appearance flow next to the result (flowinpaint.aux_outputs):
+  python -m flowinpaint.inpaint --checkpoint sf_run/ --image photos/ --mask masks/ \
+      --output out/ --save-structure out/structure --save-flow out/flow
 
 Masks: white (> 127 in any channel) = hole. Any size and RGB / RGBA / grayscale images work: the
 output has the input's size and mode (alpha kept unchanged), and every pixel outside the hole is
@@ -24,6 +27,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from flowinpaint import aux_outputs
 from flowinpaint import image_io
 from flowinpaint.errors import UserError, cli_entry
 
@@ -68,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--postprocess", choices=("none", "glcic"), default="none",
                  help="'glcic': GLCIC's post-processing of the filled hole (OpenCV fast-marching "
                  "fill, then Poisson blending of the hole region)")
+  sf = p.add_argument_group(
+      "model internals (StructureFlow checkpoints; flowinpaint.aux_outputs)",
+      "Each image then runs whole, in one pass: --strategy full, or auto on images up to "
+      "--crop-trigger px (crop and resize are refused: the structure and flow of crops or of a "
+      "downscaled copy would not describe the image). Folders are created if missing.")
+  sf.add_argument("--save-structure", metavar="DIR",
+                  help="write STEM_structure.png: the structure the model inpainted with (the "
+                  "reconstructed RTV structure), RGB at the image's size")
+  sf.add_argument("--save-flow", metavar="DIR",
+                  help="write STEM_flow.png (the appearance flow colour-coded, each 1/4-"
+                  "resolution cell a 4x4 block) and STEM_flow.npy (float32 [ceil(H/4), "
+                  "ceil(W/4), 2], (dx, dy) in image pixels)")
   hd = p.add_argument_group("high resolution (flowinpaint.highres)")
   hd.add_argument("--strategy", choices=("auto", "full", "crop", "resize"), default="auto",
                   help="'crop': inpaint a margin around each hole region and paste back; "
@@ -162,7 +178,29 @@ def plan(args: argparse.Namespace) -> list[Job]:
   for job in jobs:
     image_io.check_not_input(job.output, sorted(inputs))
     image_io._format_for(job.output)  # pylint: disable=protected-access  # fail before work
+  _check_aux_paths(jobs, aux_outputs.requested(args), sorted(inputs))
   return jobs
+
+
+def _stem(path: str) -> str:
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def _check_aux_paths(jobs: Sequence[Job], dirs: dict[str, str], inputs: Sequence[str]) -> None:
+  """The structure / flow files overwrite no input, no result and no other image's files."""
+  if not dirs:
+    return
+  seen = {os.path.realpath(j.output): f"the result of {j.image}" for j in jobs}
+  for job in jobs:
+    paths = aux_outputs.paths(dirs, _stem(job.image))
+    aux_outputs.check_not_inputs(paths, inputs)
+    for path in paths:
+      key = os.path.realpath(path)
+      if key in seen:
+        # E.g. 'a.png' and 'a.jpg' share a stem, so they would share side files.
+        raise UserError(f"{path} would be written twice: for {job.image} and as {seen[key]}; "
+                        "choose other folders or rename one of the images")
+      seen[key] = f"a side file of {job.image}"
 
 
 def _make_inpainter(args: argparse.Namespace):
@@ -205,32 +243,68 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
     hint = "" if args.invert_mask else " - inverted? use --invert-mask"
     _warn(f"mask {job.mask} covers {ratio:.0%} of {job.image}{hint}")
   strategy = "full"
+  dirs = aux_outputs.requested(args)
+  aux: dict[str, np.ndarray] = {}
+  if dirs:
+    _check_one_pass(job.image, img.shape, dirs, args)
   if not hole.any():
     print(f"note: mask {job.mask} is empty; {job.image} is copied unchanged", file=sys.stderr)
+    if dirs:
+      # The structure / flow of an image without a hole still exists: every image gets its files.
+      aux = inpainter.inpaint_with_aux(img.rgb, hole, tuple(dirs))[1]
     if os.path.splitext(job.output)[1].lower() == os.path.splitext(job.image)[1].lower():
       image_io.check_not_input(job.output, inputs)
       os.makedirs(os.path.dirname(os.path.abspath(job.output)), exist_ok=True)
       shutil.copyfile(job.image, job.output)
+      side = _write_aux(aux, dirs, job, img.shape, inputs)
+      if side:
+        print(f"wrote {', '.join(side)}")
       return
     out = img.rgb
   else:
-    from flowinpaint import highres  # Lazy, like the inpainter: `--help` stays fast.
-    strategy = args.strategy
-    if strategy == "auto":
-      strategy = highres.choose_strategy(img.shape, hole, crop_margin=args.crop_margin,
-                                         crop_trigger=args.crop_trigger)
-    out = highres.inpaint_highres(inpainter, img.rgb, hole, strategy=strategy,
-                                  model_size=args.model_size, crop_margin=args.crop_margin,
-                                  crop_trigger=args.crop_trigger, resize_limit=args.resize_limit)
+    if dirs:
+      # Checked above: the whole image in one pass ('full'), so the structure and flow cover it.
+      out, aux = inpainter.inpaint_with_aux(img.rgb, hole, tuple(dirs))
+    else:
+      from flowinpaint import highres  # Lazy, like the inpainter: `--help` stays fast.
+      strategy = args.strategy
+      if strategy == "auto":
+        strategy = highres.choose_strategy(img.shape, hole, crop_margin=args.crop_margin,
+                                           crop_trigger=args.crop_trigger)
+      out = highres.inpaint_highres(inpainter, img.rgb, hole, strategy=strategy,
+                                    model_size=args.model_size, crop_margin=args.crop_margin,
+                                    crop_trigger=args.crop_trigger,
+                                    resize_limit=args.resize_limit)
     if args.postprocess == "glcic":
       from flowinpaint.classical.poisson import glcic_postprocess
       out = glcic_postprocess(img.rgb, out, hole)
   for note in image_io.save_loaded(job.output, out, img, inputs=inputs, quality=args.quality):
     _warn(note)
+  side = _write_aux(aux, dirs, job, img.shape, inputs)
   h, w = img.shape
   how = "" if strategy == "full" else f", {strategy}"
   print(f"wrote {job.output} ({w}x{h}, hole {ratio:.1%}{how}, "
-        f"{time.perf_counter() - start:.2f} s)")
+        f"{time.perf_counter() - start:.2f} s)" + (f" and {', '.join(side)}" if side else ""))
+
+
+def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
+                    args: argparse.Namespace) -> None:
+  """UserError unless the image runs whole (the structure and flow of crops would not tile)."""
+  if args.strategy == "auto" and max(shape) > args.crop_trigger:
+    h, w = shape
+    raise UserError(f"{image} is {w}x{h}, larger than --crop-trigger {args.crop_trigger}, so "
+                    f"--strategy auto would not run it whole, which "
+                    f"{' and '.join(aux_outputs.OPTIONS[k] for k in dirs)} "
+                    f"need{'s' if len(dirs) == 1 else ''}; use --strategy full (or a larger "
+                    "--crop-trigger)")
+
+
+def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
+               shape: tuple[int, int], inputs: Sequence[str]) -> list[str]:
+  """Writes STEM_structure.png / STEM_flow.png / STEM_flow.npy as requested; returns the paths."""
+  if not dirs:
+    return []
+  return aux_outputs.write(aux, dirs, _stem(job.image), shape, inputs=inputs)
 
 
 @cli_entry
@@ -247,9 +321,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            ("--model-size", args.model_size, 0)):
     if value is not None and value < low:
       raise UserError(f"{flag} must be >= {low}, got {value}")
+  dirs = aux_outputs.requested(args)
+  aux_outputs.check_request(dirs, args.method)
+  if dirs and args.strategy in ("crop", "resize"):
+    raise UserError(f"{' and '.join(aux_outputs.OPTIONS[k] for k in dirs)} "
+                    f"need{'s' if len(dirs) == 1 else ''} the whole image in one pass; "
+                    f"--strategy {args.strategy} inpaints "
+                    f"{'crops' if args.strategy == 'crop' else 'a downscaled copy'}: use "
+                    "--strategy full (or auto, whole up to --crop-trigger px)")
   jobs = plan(args)
   inputs = sorted({j.image for j in jobs} | {j.mask for j in jobs if j.mask})
   inpainter = _make_inpainter(args)
+  aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")
   masks = _MaskCache(args)
   if len(jobs) == 1 and not os.path.isdir(args.image):
     run_one(jobs[0], inpainter, masks, args, inputs)

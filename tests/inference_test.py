@@ -161,3 +161,46 @@ def test_from_checkpoint_uses_load_for_inference(tmp_path, monkeypatch):
   monkeypatch.setattr(checkpointing, "load_for_inference", lambda p: _Bundle(NotAnInpainter()))
   with pytest.raises(UserError, match="not an image inpainting generator"):
     inference.make_inpainter(str(tmp_path))
+
+
+class AuxGenerator(nn.Module):
+  """Returns a structure and a 1/4-resolution flow next to the image, like StructureFlow."""
+
+  @nn.compact
+  def __call__(self, image, mask, *, train: bool):
+    x = jnp.concatenate([image * (1 - mask), mask], axis=-1)
+    flow = nn.avg_pool(nn.Conv(2, (3, 3))(x), (4, 4), strides=(4, 4)) * 10
+    return {"output": jnp.tanh(nn.Conv(3, (3, 3))(x)), "structure": jnp.tanh(
+        nn.Conv(3, (3, 3))(x)), "flow": flow, "structure_input": image}
+
+
+def test_predict_with_aux_crops_and_matches_the_generator():
+  gen = AuxGenerator()
+  variables = gen.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 1)),
+                       train=False)
+  inp = inference.ModelInpainter(gen, variables, 16, max_batch=2)
+  assert inp.aux_keys() == ("structure", "flow") and _model().aux_keys() == ()
+  images = np.stack([_image(13, 18, s) for s in range(3)])  # Pads to 16x24: a 4x6 flow grid.
+  holes = np.stack([_mask(13, 18, seed=s) for s in range(3)])
+  pred, aux = inp.predict_with_aux(images, holes)
+  np.testing.assert_array_equal(pred, inp.predict(images, holes))
+  assert sorted(aux) == ["flow", "structure"]
+  assert aux["structure"].shape == (3, 13, 18, 3) and aux["structure"].dtype == np.uint8
+  assert aux["flow"].shape == (3, 4, 5, 2) and aux["flow"].dtype == np.float32
+  x = inference.pad_to_multiple(images / 127.5 - 1.0, 16).astype(np.float32)
+  m = inference.pad_to_multiple(holes[..., None].astype(np.float32), 16)
+  want = gen.apply(variables, x, m, train=False)
+  np.testing.assert_array_equal(aux["structure"],
+                                inference.to_uint8(want["structure"][:, :13, :18]))
+  np.testing.assert_allclose(aux["flow"], want["flow"][:, :4, :5], rtol=1e-5, atol=1e-6)
+  only_flow = inp.predict_with_aux(images[:1], holes[:1], keys=("flow",))[1]
+  assert list(only_flow) == ["flow"]
+  with pytest.raises(ValueError, match="returns no 'flow'"):
+    _model().predict_with_aux(images, holes, keys=("flow",))
+  # One image: composited as __call__; an empty hole still yields the outputs.
+  out, one = inp.inpaint_with_aux(images[0], holes[0])
+  np.testing.assert_array_equal(out, inp(images[0], holes[0]))
+  np.testing.assert_array_equal(one["structure"], aux["structure"][0])
+  out, one = inp.inpaint_with_aux(images[0], np.zeros((13, 18), bool))
+  np.testing.assert_array_equal(out, images[0])
+  assert one["flow"].shape == (4, 5, 2)

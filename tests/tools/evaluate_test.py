@@ -118,3 +118,50 @@ def test_cli_refuses_to_overwrite_an_image(tmp_path):
   res = _run("--method", "telea", "--images", tmp_path, "--size", 16, "--output",
              tmp_path / "a.png")
   assert res.returncode == 2 and "overwrite" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_cli_saves_structure_and_flow(tmp_path, capsys, structure_flow_checkpoint,
+                                      deepfill_checkpoint):
+  from flowinpaint import aux_outputs
+  folder = tmp_path / "imgs"
+  folder.mkdir()
+  for i, (h, w) in enumerate([(40, 50), (36, 36)]):
+    Image.fromarray(_photo(h, w, i)).save(folder / f"img{i}.png")
+  side = tmp_path / "side"
+  assert evaluate.main(["--checkpoint", structure_flow_checkpoint, "--images", str(folder),
+                        "--size", "32", "--save-structure", str(side), "--save-flow",
+                        str(side)]) == 0
+  assert "PSNR" in capsys.readouterr().out
+  assert sorted(os.listdir(side)) == [f"000{i}_{k}" for i in range(2)
+                                      for k in ("flow.npy", "flow.png", "structure.png")]
+  for i in range(2):
+    structure = Image.open(side / f"000{i}_structure.png")
+    assert structure.mode == "RGB" and structure.size == (32, 32)
+    flow = np.load(side / f"000{i}_flow.npy")
+    assert flow.shape == (8, 8, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+    # The picture draws the saved flow (stored in image pixels, drawn on the 1/4 grid).
+    np.testing.assert_array_equal(np.asarray(Image.open(side / f"000{i}_flow.png")),
+                                  aux_outputs.flow_picture(flow / 4, (32, 32)))
+
+  def error(*argv):
+    assert evaluate.main(list(map(str, argv))) == 2
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+  msg = error("--method", "telea", "--images", folder, "--save-structure", tmp_path / "s")
+  assert "--save-structure" in msg and "telea" in msg
+  msg = error("--checkpoint", deepfill_checkpoint, "--images", folder, "--size", 16,
+              "--save-flow", tmp_path / "f")
+  assert "--save-flow" in msg and "'deepfill_v2'" in msg
+  msg = error("--checkpoint", structure_flow_checkpoint, "--images", folder, "--save-flow",
+              folder / "img0.png")
+  assert "is a file" in msg
+  named = tmp_path / "named"  # An image named like a structure file of the evaluation.
+  named.mkdir()
+  Image.fromarray(_photo(20, 20, 0)).save(named / "0000_structure.png")
+  msg = error("--checkpoint", structure_flow_checkpoint, "--images", named, "--save-structure",
+              named)
+  assert "overwrite" in msg
+  assert not os.path.exists(tmp_path / "s") and not os.path.exists(tmp_path / "f")

@@ -284,3 +284,100 @@ def test_glcic_postprocess_keeps_outside_pixels(tmp_path):
   outside = mask == 0
   np.testing.assert_array_equal(post[outside], image[outside])
   assert not np.array_equal(post[~outside], plain[~outside])  # Blending changed the hole.
+
+
+def _direct_outputs(checkpoint, image, hole, multiple=16):
+  """The generator's outputs for one image, computed here: pad by reflection, apply, crop."""
+  import jax
+  from flowinpaint.train import checkpointing
+  bundle = checkpointing.load_for_inference(checkpoint)
+  assert bundle.multiple == multiple
+  h, w = hole.shape
+  pad = ((0, (-h) % multiple), (0, (-w) % multiple))
+  x = np.pad(image.astype(np.float32) / 127.5 - 1.0, pad + ((0, 0),), mode="reflect")
+  m = np.pad(hole.astype(np.float32), pad, mode="reflect")[..., None]
+
+  def run(variables, image, mask):
+    out = bundle.generator.apply(variables, image, mask, train=False)
+    # Shaped (and named) like the tool's jitted function: the same program, so the persistent
+    # compilation cache (tests/conftest.py) serves it instead of a second ~10 s compile.
+    return out["output"], {"structure": out["structure"], "flow": out["flow"]}
+
+  output, aux = jax.jit(run)(bundle.variables, x[None], m[None])
+  return {"output": np.asarray(output[0]), **{k: np.asarray(v[0]) for k, v in aux.items()}}
+
+
+def test_save_structure_and_flow_match_the_model(tmp_path, structure_flow_checkpoint):
+  from flowinpaint import inpaint
+  from flowinpaint.flow_vis import flow_to_rgb
+  from flowinpaint.inference import to_uint8
+  h, w = 38, 54  # Pads to 48x64; the 1/4 flow grid is cut to 10x14 (partial last cells).
+  img, mask = _photo(h, w), _mask(h, w, (8, 24, 12, 40))
+  Image.fromarray(img).save(tmp_path / "in.png")
+  Image.fromarray(mask).save(tmp_path / "m.png")
+  side = tmp_path / "side"  # Missing folders are created.
+  assert inpaint.main(["--checkpoint", structure_flow_checkpoint, "--image",
+                       str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "--output",
+                       str(tmp_path / "out.png"), "--save-structure", str(side / "s"),
+                       "--save-flow", str(side / "f")]) == 0
+  assert os.listdir(side / "s") == ["in_structure.png"]
+  assert sorted(os.listdir(side / "f")) == ["in_flow.npy", "in_flow.png"]
+  structure = Image.open(side / "s" / "in_structure.png")
+  flow_png = Image.open(side / "f" / "in_flow.png")
+  assert structure.mode == flow_png.mode == "RGB" and structure.size == flow_png.size == (w, h)
+  flow_npy = np.load(side / "f" / "in_flow.npy")
+  assert flow_npy.shape == (10, 14, 2) and flow_npy.dtype == np.float32
+
+  want = _direct_outputs(structure_flow_checkpoint, img, mask > 127)
+  np.testing.assert_array_equal(np.asarray(structure), to_uint8(want["structure"][:h, :w]))
+  flow = want["flow"][:10, :14]
+  assert np.abs(flow).max() > 0  # Random weights: a flow that draws as more than white.
+  picture = np.repeat(np.repeat(flow_to_rgb(flow), 4, axis=0), 4, axis=1)[:h, :w]
+  np.testing.assert_array_equal(np.asarray(flow_png), picture)
+  np.testing.assert_allclose(flow_npy, flow * 4, rtol=1e-6)
+  # The inpainted image is the model's output, composited as without the options.
+  out, hole = np.asarray(Image.open(tmp_path / "out.png")), mask > 127
+  np.testing.assert_array_equal(out[~hole], img[~hole])
+  np.testing.assert_array_equal(out[hole], to_uint8(want["output"][:h, :w])[hole])
+
+
+def test_save_structure_and_flow_errors(tmp_path, capsys, deepfill_checkpoint):
+  from flowinpaint import inpaint
+  Image.fromarray(_photo(20, 24)).save(tmp_path / "in.png")
+  Image.fromarray(_mask(20, 24)).save(tmp_path / "m.png")
+  (tmp_path / "afile").write_text("x")
+  io = ["--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "--output",
+        str(tmp_path / "out.png")]
+
+  def error(*argv):
+    assert inpaint.main(list(map(str, argv))) == 2
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+  msg = error("--method", "telea", *io, "--save-structure", tmp_path / "s")
+  assert "--save-structure" in msg and "telea" in msg
+  msg = error("--checkpoint", deepfill_checkpoint, *io, "--save-flow", tmp_path / "f")
+  assert "--save-flow" in msg and "'deepfill_v2'" in msg and "no flow" in msg
+  msg = error("--checkpoint", deepfill_checkpoint, *io, "--save-structure", tmp_path / "s")
+  assert "--save-structure" in msg and "'deepfill_v2'" in msg and "no structure" in msg
+  msg = error("--checkpoint", deepfill_checkpoint, *io, "--save-flow", tmp_path / "afile")
+  assert "afile" in msg and "is a file" in msg
+  msg = error("--checkpoint", deepfill_checkpoint, *io, "--save-flow", tmp_path / "f",
+              "--strategy", "crop")
+  assert "--strategy full" in msg
+  # A side file that is an input, and two images of one stem (they would share side files).
+  Image.fromarray(_mask(20, 24)).save(tmp_path / "in_structure.png")
+  msg = error("--checkpoint", deepfill_checkpoint, "--image", tmp_path / "in.png", "--mask",
+              tmp_path / "in_structure.png", "--output", tmp_path / "out.png",
+              "--save-structure", tmp_path)
+  assert "overwrite" in msg
+  src = tmp_path / "two"
+  src.mkdir()
+  Image.fromarray(_photo(20, 24)).save(src / "a.png")
+  Image.fromarray(_photo(20, 24)).save(src / "a.bmp")
+  msg = error("--checkpoint", deepfill_checkpoint, "--image", src, "--mask", tmp_path / "m.png",
+              "--output", tmp_path / "outs", "--save-flow", tmp_path / "f")
+  assert "a_flow.png" in msg and "twice" in msg
+  assert not os.path.exists(tmp_path / "out.png") and not os.path.exists(tmp_path / "s")
+  assert not os.path.exists(tmp_path / "f")
