@@ -1,14 +1,18 @@
 """Converts pretrained weights of other frameworks into a flowinpaint checkpoint.
 
+  python -m flowinpaint.convert --from deepfill_v2_tf release_places2_256/ --to places2/
   python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
 
-Reads the file without torch and without unpickling anything but tensors (so a downloaded file
-cannot run code); see experiments/pretrained/README.md for where to get the files and their
-licence. The target folder is a flowinpaint workdir (config.json + checkpoints/0/) that
-`inpaint`, `evaluate`, `serve` and the notebooks take as --checkpoint, and that
-`python -m flowinpaint.main --workdir` fine-tunes (with a freshly initialised discriminator).
+deepfill_v2_tf reads the official TensorFlow release (a folder with `checkpoint`, `snap-0.index`
+and `snap-0.data-00000-of-00001`, or the prefix .../snap-0) without TensorFlow;
+deepfill_v2_pytorch reads the PyTorch port's .pth without torch and without unpickling anything
+but tensors (so a downloaded file cannot run code). See experiments/pretrained/README.md for
+where to get the files and their licence. The target folder is a flowinpaint workdir
+(config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
+--checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's
+discriminator when the TF checkpoint has one, else a freshly initialised one).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from typing import Any, Optional, Sequence
 
 from flowinpaint.errors import UserError, cli_entry
 
-FORMATS = ("deepfill_v2_pytorch",)
+FORMATS = ("deepfill_v2_pytorch", "deepfill_v2_tf")
+# Contextual attention as the weights were last run: the port's, or the TF graph's.
+DEFAULT_VARIANT = {"deepfill_v2_pytorch": "port", "deepfill_v2_tf": "tf"}
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "configs", "deepfill_v2.py")
 
@@ -37,11 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m flowinpaint.convert", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
   p.add_argument("--from", dest="fmt", nargs=2, metavar=("FORMAT", "FILE"), required=True,
-                 help=f"the source format ({', '.join(FORMATS)}) and its file")
+                 help=f"the source format ({', '.join(FORMATS)}) and its file (for "
+                 "deepfill_v2_tf: the checkpoint folder, prefix or .index file)")
   p.add_argument("--to", required=True, help="a new (or empty) folder for the checkpoint")
-  p.add_argument("--variant", choices=("port", "tf"), default="port",
-                 help="contextual attention as the PyTorch port runs it (default; reproduces "
-                 "its outputs) or as the official TF model (score fusion on)")
+  p.add_argument("--variant", choices=("port", "tf"), default=None,
+                 help="contextual attention as the PyTorch port runs it (the default for "
+                 "deepfill_v2_pytorch; reproduces its outputs) or as the official TF model "
+                 "(score fusion on; the default for deepfill_v2_tf)")
   p.add_argument("--config", default=_DEFAULT_CONFIG,
                  help="the training config recorded in the checkpoint (default: "
                  "configs/deepfill_v2.py)")
@@ -94,8 +102,29 @@ def read_deepfill_v2_pytorch(path: str) -> dict[str, Any]:
     raise UserError(f"{path!r}: {e}") from e
 
 
-def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[str, Any]) -> None:
-  """A step-0 workdir: converted generator, fresh discriminator and optimiser states."""
+def read_deepfill_v2_tf(path: str) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+  """Generator (and discriminator, when saved) variables from the official TF checkpoint."""
+  from flowinpaint.weights import deepfill_v2_tf, tf_checkpoint
+  try:
+    reader = tf_checkpoint.CheckpointReader(path)
+    if not any(n.startswith(deepfill_v2_tf.G_SCOPE + "/") for n in reader.entries):
+      raise UserError(f"{path!r} is a TensorFlow checkpoint but not DeepFill v2's: it has no "
+                      f"inpaint_net/ variables ({len(reader.entries)} variables, e.g. "
+                      f"{', '.join(sorted(reader.entries)[:3])})")
+    variables = reader.read_all(deepfill_v2_tf.is_weight)
+  except tf_checkpoint.CheckpointError as e:
+    raise UserError(str(e)) from e
+  try:
+    return (deepfill_v2_tf.convert_generator(variables),
+            deepfill_v2_tf.convert_discriminator(variables))
+  except deepfill_v2_tf.ConversionError as e:
+    raise UserError(f"{path!r}: {e}") from e
+
+
+def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[str, Any],
+                     d_vars: Optional[dict[str, Any]] = None) -> None:
+  """A step-0 workdir: converted generator, the given or a fresh discriminator, fresh
+  optimiser states."""
   import jax
   import jax.numpy as jnp
   from flowinpaint.train import checkpointing, train
@@ -115,11 +144,20 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
     raise UserError("internal: converted parameters do not match the generator of the config")
   rng = jax.random.key_data(jax.random.key(config.seed))
   # The rest as state.create_state builds it: a fresh discriminator and optimiser states.
-  d_vars, d_opt = {}, {}
+  d_opt = {}
   if models.discriminator is not None:
-    d_vars = dict(models.discriminator.init(jax.random.fold_in(jax.random.key(config.seed), 1),
-                                            image, mask, train=False))
+    d_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+    d_init = lambda: models.discriminator.init(d_rng, image, mask, train=False)
+    if d_vars is not None:
+      d_vars = jax.tree.map(jnp.asarray, d_vars)
+      if (jax.tree.map(lambda x: (x.shape, x.dtype), d_vars) !=
+          jax.tree.map(lambda x: (x.shape, x.dtype), dict(jax.eval_shape(d_init)))):
+        raise UserError("internal: converted discriminator does not match the config's")
+    else:
+      d_vars = dict(d_init())
     d_opt = models.d_tx.init(d_vars["params"])
+  else:
+    d_vars = {}
   state = state_lib.GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars={"params": params},
                              g_opt=models.g_tx.init(params), d_vars=d_vars, d_opt=d_opt)
   os.makedirs(target, exist_ok=True)
@@ -135,18 +173,29 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
     ckpt.close()
 
 
-def convert(fmt: str, path: str, target: str, *, variant: str = "port",
+def convert(fmt: str, path: str, target: str, *, variant: Optional[str] = None,
             config_path: str = _DEFAULT_CONFIG) -> str:
-  """Converts `path` (format `fmt`) into a new checkpoint folder `target`; returns its path."""
+  """Converts `path` (format `fmt`) into a new checkpoint folder `target`; returns its path.
+
+  `variant` ('port' or 'tf') picks the contextual attention; by default the one the weights were
+  last run with (DEFAULT_VARIANT).
+  """
   if fmt not in FORMATS:
     raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+  variant = variant or DEFAULT_VARIANT[fmt]
   target = _check_target(target)
-  from flowinpaint.weights import deepfill_v2_torch
+  from flowinpaint.weights import deepfill_v2_tf, deepfill_v2_torch
   config = load_config(config_path)
   if config.model.name != "deepfill_v2":
     raise UserError(f"--config {config_path!r} is for model {config.model.name!r}, not "
                     "deepfill_v2")
-  g_vars = read_deepfill_v2_pytorch(path)
+  d_vars = None
+  if fmt == "deepfill_v2_tf":
+    g_vars, d_vars = read_deepfill_v2_tf(path)
+    if d_vars is not None:
+      config.model.d_cnum = deepfill_v2_tf.D_CNUM  # the release's SN-PatchGAN width
+  else:
+    g_vars = read_deepfill_v2_pytorch(path)
   config.model.cnum = deepfill_v2_torch.CNUM
   for key, value in deepfill_v2_torch.VARIANTS[variant].items():
     config.model[key] = value
@@ -158,8 +207,16 @@ def convert(fmt: str, path: str, target: str, *, variant: str = "port",
     print("warning: this flowinpaint's DeepFill v2 generator cannot switch its contextual "
           "attention to the port's variant yet; it runs the weights with the TF variant "
           "(outputs differ slightly from the port's)", file=sys.stderr)
-  source = {"format": fmt, "file": os.path.basename(path), "variant": variant}
-  write_checkpoint(target, g_vars, config, source)
+  source = {"format": fmt, "file": os.path.basename(os.path.normpath(path)),
+            "variant": variant}
+  if fmt == "deepfill_v2_tf":
+    # The release works in BGR (OpenCV); its colour channels were reversed for RGB input.
+    source["colour_order"] = "bgr->rgb"
+    source["discriminator"] = "converted" if d_vars is not None else "fresh"
+    if d_vars is None:
+      print("note: the checkpoint holds no discriminator; fine-tuning starts from a fresh one",
+            file=sys.stderr)
+  write_checkpoint(target, g_vars, config, source, d_vars=d_vars)
   return target
 
 
@@ -167,8 +224,9 @@ def convert(fmt: str, path: str, target: str, *, variant: str = "port",
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   fmt, path = args.fmt
-  target = convert(fmt, path, args.to, variant=args.variant, config_path=args.config)
-  print(f"wrote {target} (DeepFill v2, {args.variant} attention); use it with --checkpoint "
+  variant = args.variant or DEFAULT_VARIANT.get(fmt, "port")
+  target = convert(fmt, path, args.to, variant=variant, config_path=args.config)
+  print(f"wrote {target} (DeepFill v2, {variant} attention); use it with --checkpoint "
         f"{target}")
   return 0
 

@@ -4,6 +4,10 @@
   arbitrary pickled code (only tensors, storages and OrderedDict are accepted).
 * `deepfill_v2_torch`: maps the state dicts of nipponjo/deepfillv2-pytorch's TF-compatible
   generator (`states_tf_places2.pth`, `states_tf_celebahq.pth`) onto `DeepFillV2Generator`.
+* `tf_checkpoint`: reads TensorFlow V2 checkpoints (`.index` + `.data-*` tensor bundles) into
+  numpy WITHOUT TensorFlow.
+* `deepfill_v2_tf`: maps the official DeepFill v2 TF release (JiahuiYu/generative_inpainting
+  v2.0.0, `inpaint_net/*` and `discriminator/*`, BGR) onto `DeepFillV2Generator` / `SNPatchGAN`.
 
 The command-line front end is `python -m flowinpaint.convert`.
 """

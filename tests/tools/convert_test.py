@@ -1,7 +1,9 @@
-"""`python -m flowinpaint.convert`: a port state dict -> a checkpoint `inpaint` loads; errors.
+"""`python -m flowinpaint.convert`: a port state dict or the official TF release -> a checkpoint
+`inpaint` loads; errors.
 
-The state dicts here are written without torch (a .pth is a zip holding a pickle of tensors),
-so these tests run in every install; tests/weights/ checks the numerics against torch.
+The state dicts here are written without torch (a .pth is a zip holding a pickle of tensors) and
+the TF checkpoints without TensorFlow (tests/weights/tf_bundle.py), so these tests run in every
+install; tests/weights/ checks the numerics against torch and the reader against files TF wrote.
 """
 
 import collections
@@ -17,6 +19,7 @@ import pytest
 
 from flowinpaint import convert
 from flowinpaint.weights import deepfill_v2_torch
+from tests.weights import deepfill_release, tf_bundle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -201,3 +204,77 @@ def test_cli_error_exit_code(tmp_path):
                  str(tmp_path / "o"))
   assert res.returncode == 2
   assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error: ")
+
+
+@pytest.mark.slow
+def test_convert_tf_release_then_inpaint_loads_it(tmp_path):
+  import jax
+  import orbax.checkpoint as ocp
+  from flowinpaint.inference import ModelInpainter
+
+  g_vars = deepfill_release.random_generator()
+  d_vars = deepfill_release.random_discriminator()
+  folder = deepfill_release.write_release(str(tmp_path / "release_places2_256"), g_vars, d_vars)
+  out = tmp_path / "places2"
+  res = _run_cli("--from", "deepfill_v2_tf", folder, "--to", str(out))
+  assert res.returncode == 0, res.stderr
+  assert "tf attention" in res.stdout
+
+  inpainter = ModelInpainter.from_checkpoint(str(out))
+  model = inpainter.config.model
+  assert (model.name, model.cnum, model.ca_fuse, model.ca_patch_norm) == (
+      "deepfill_v2", 48, True, "max")
+  # The release's BGR weights came back as the RGB generator they were made from.
+  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, inpainter.variables),
+               g_vars)
+  # The release's discriminator is the checkpoint's, ready for fine-tuning.
+  manager = ocp.CheckpointManager(str(out / "checkpoints"), item_names=(
+      "generator", "train", "metadata"), options=ocp.CheckpointManagerOptions(read_only=True))
+  try:
+    restored = manager.restore(0, args=ocp.args.Composite(
+        train=ocp.args.StandardRestore(), metadata=ocp.args.JsonRestore()))
+  finally:
+    manager.close()
+  jax.tree.map(np.testing.assert_array_equal,
+               jax.tree.map(np.asarray, restored.train["d_vars"]["params"]), d_vars["params"])
+  assert restored.metadata["converted_from"] == {
+      "format": "deepfill_v2_tf", "file": "release_places2_256", "variant": "tf",
+      "colour_order": "bgr->rgb", "discriminator": "converted"}
+  rng = np.random.default_rng(0)
+  rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+  hole = np.zeros((48, 64), bool)
+  hole[10:30, 20:40] = True
+  result = inpainter(rgb, hole)
+  np.testing.assert_array_equal(result[~hole], rgb[~hole])
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "does not exist"),
+    ("empty_folder", "holds no TensorFlow checkpoint"),
+    ("garbage", "is not a TensorFlow checkpoint index"),
+    ("other_model", "not DeepFill v2's: it has no inpaint_net/ variables"),
+    ("wrong_variables", "81 missing (inpaint_net/conv2_downsample/bias"),
+    ("missing_shard", "is missing (copy all its .data-* files)"),
+])
+def test_tf_errors_are_one_line(tmp_path, capsys, case, message):
+  path = tmp_path / "release"
+  if case == "empty_folder":
+    path.mkdir()
+  elif case == "garbage":
+    path.mkdir()
+    (path / "snap-0.index").write_bytes(b"<html>Google Drive: virus scan warning</html>" * 4)
+  elif case == "other_model":
+    tf_bundle.write(str(path / "model.ckpt-1"), {"dense/kernel": np.zeros((2, 2), np.float32)})
+  elif case == "wrong_variables":
+    # Written by TensorFlow: three DeepFill-like names among others.
+    path = os.path.join(ROOT, "tests", "weights", "data", "tf_saver")
+  elif case == "missing_shard":
+    tf_bundle.write(str(path / "snap-0"), {"inpaint_net/conv1/bias": np.zeros(24, np.float32)})
+    os.remove(path / "snap-0.data-00000-of-00001")
+  target = tmp_path / "out"
+  code = convert.main(["--from", "deepfill_v2_tf", str(path), "--to", str(target)])
+  err = capsys.readouterr().err
+  assert code == 2, err
+  assert err.startswith("error: ") and err.count("\n") == 1, err
+  assert message in err, err
+  assert not target.exists()
