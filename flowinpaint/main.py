@@ -54,6 +54,7 @@ def main(argv):
   import jax  # After flag parsing, so --help stays fast.
 
   from flowinpaint.errors import UserError
+  from flowinpaint.train import stages
   from flowinpaint.train import train
 
   if _DISTRIBUTED.value:
@@ -63,7 +64,10 @@ def main(argv):
   logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
                jax.process_count(), jax.devices())
   try:
-    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    if stages.is_chain(_CONFIG.value):  # Several stages, each in WORKDIR/<stage>.
+      result = stages.train_stages(_CONFIG.value, _WORKDIR.value, train.train_and_evaluate)
+    else:
+      result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -84,10 +84,13 @@ class InferenceBundle:
 
 
 def find_checkpoint(path: str) -> tuple[str, Optional[int]]:
-  """Accepts a workdir, its checkpoints/ folder or one step folder; returns (dir, step or None)."""
+  """Accepts a workdir (a multi-stage one: its last stage), its checkpoints/ folder or one step
+  folder; returns (dir, step or None)."""
   path = os.path.abspath(os.path.expanduser(path))
   if not os.path.exists(path):
     raise UserError(f"checkpoint {path} does not exist")
+  from flowinpaint.train import stages  # A multi-stage run stands for its last stage.
+  path = stages.final_stage_dir(path)
   if os.path.isdir(os.path.join(path, "checkpoints")):
     return os.path.join(path, "checkpoints"), None
   if os.path.isdir(os.path.join(path, "metadata")) and os.path.basename(path).isdigit():
