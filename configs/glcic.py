@@ -11,8 +11,9 @@ discriminator on the 128x128 patch centred on it. The three phases (models.md 1.
 AdaDelta (rho 0.95, eps 1e-6, learning rate 1.0: the plain algorithm), batch 96 (otenim's
 GLCIC-PyTorch author: quality degrades "hugely" at batch 16-24). otenim halves both losses and
 scales the D loss by alpha; here D's loss is the plain BCE (AdaDelta is nearly invariant to a
-constant loss scale). Holes are filled with `model.fill_value` ([-1, 1] units; the paper uses
-the training set's mean pixel, set yours). Optional inference post-processing (Telea + Poisson
+constant loss scale). Holes are filled with the training data's mean pixel, as the paper does
+(`model.fill_from_data_mean`: measured over the first 8 training batches at start and recorded
+in the checkpoint's config; set it False to use `model.fill_value` as given). Optional inference post-processing (Telea + Poisson
 blending): flowinpaint.classical.poisson.glcic_postprocess.
 
   python -m flowinpaint.main --config configs/glcic.py --workdir runs/glcic \
@@ -33,7 +34,8 @@ def get_config():
   config.model.d_width = 1.0  # Discriminator conv channels x this (1.0 = 64..512).
   config.model.fc_units = 1024  # Each discriminator branch's last layer.
   config.model.local_size = 0  # Local discriminator patch side; 0 = image_size / 2.
-  config.model.fill_value = (0.0, 0.0, 0.0)  # Hole fill of the input, RGB in [-1, 1].
+  config.model.fill_value = (0.0, 0.0, 0.0)  # Hole fill of the input, RGB in [-1, 1] ...
+  config.model.fill_from_data_mean = True  # ... replaced by the data's mean pixel at start.
 
   config.image_size = 256
   config.batch_size = 96

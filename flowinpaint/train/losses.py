@@ -49,10 +49,16 @@ def spatial_discount(mask: Array, *, gamma: float) -> Array:
 
 
 def discounted_l1(pred: Array, target: Array, mask: Array, *, gamma: float) -> Array:
-  """DeepFill v1: spatially discounted L1 inside the hole plus plain L1 outside it."""
+  """DeepFill v1: spatially discounted L1 inside the hole plus plain L1 outside it.
+
+  Each term is a mean over its own region, as the reference's: its hole loss averages over the
+  local (hole) patch, and its known-pixel ("ae") loss is divided by the known fraction.
+  """
+  diff = jnp.abs(pred - target)
+  channels = pred.shape[-1]
   weight = spatial_discount(mask, gamma=gamma)
-  hole = jnp.mean(jnp.abs(pred - target) * weight * mask)
-  known = jnp.mean(jnp.abs(pred - target) * (1.0 - mask))
+  hole = jnp.sum(diff * weight * mask) / jnp.maximum(jnp.sum(mask) * channels, 1.0)
+  known = jnp.sum(diff * (1.0 - mask)) / jnp.maximum(jnp.sum(1.0 - mask) * channels, 1.0)
   return hole + known
 
 

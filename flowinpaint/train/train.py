@@ -181,12 +181,29 @@ def _data_module(config):
   return pipeline
 
 
+def data_mean_pixel(config, pipeline, num_batches: int = 8) -> tuple[float, ...]:
+  """The mean RGB of the first `num_batches` training batches (seeded: the same on resume)."""
+  data = ml_collections.ConfigDict(dict(config.data.to_dict(), num_workers=0))
+  batches = pipeline.train_batches(data, batch_size=config.batch_size,
+                                   image_size=config.image_size, seed=config.seed,
+                                   mask_kind=config.data.mask_kind, num_workers=0)
+  images = np.stack([next(batches)["image"] for _ in range(num_batches)])
+  return tuple(float(v) for v in images.reshape(-1, images.shape[-1]).mean(axis=0))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains `config.model` for `config.num_train_steps`, resuming from `workdir` if it can.
 
   Returns the final evaluation metrics (and 'preempted': True when stopped by SIGTERM).
   """
   workdir = os.path.abspath(os.path.expanduser(workdir))
+  pipeline = _data_module(config)
+  if config.model.get("fill_from_data_mean"):
+    # GLCIC fills holes with the training set's mean pixel; the value is recorded in the
+    # checkpoint's config, so inference uses the same one.
+    config.model.fill_value = data_mean_pixel(config, pipeline)
+    logging.info("Hole fill value = data mean pixel %s ([-1, 1] RGB)",
+                 ", ".join(f"{v:.4f}" for v in config.model.fill_value))
   models = Models(config)
   validate_config(config, models.spec)
   has_d = models.discriminator is not None
@@ -196,7 +213,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   is_main = jax.process_index() == 0
   writer = reporting.MetricWriter(workdir, enabled=is_main)
 
-  pipeline = _data_module(config)
   eval_data = config.data
   if config.data.get("eval_path"):
     eval_data = ml_collections.ConfigDict(dict(config.data.to_dict(), dataset="folder",

@@ -55,6 +55,25 @@ def test_spatial_discount_matches_loops():
   np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+def test_discounted_l1_averages_each_region_like_the_reference():
+  rng = np.random.default_rng(3)
+  pred, target = rng.normal(size=(2, 10, 12, 3)), rng.normal(size=(2, 10, 12, 3))
+  mask = np.zeros((2, 10, 12, 1))
+  mask[0, 2:8, 3:11] = 1
+  mask[1, 0:4, 0:5] = 1
+  gamma = 0.9
+  weight = np.asarray(losses.spatial_discount(jnp.asarray(mask, jnp.float32), gamma=gamma))
+  diff = np.abs(pred - target)
+  # The reference: mean over the hole patch of the discounted difference, plus the known-pixel
+  # mean divided by the known fraction (= the mean over known pixels).
+  hole = np.concatenate([(diff * weight)[0, 2:8, 3:11].ravel(), (diff * weight)[1, :4, :5].ravel()])
+  known = diff[np.broadcast_to(mask, diff.shape) == 0]
+  expected = hole.mean() + known.mean()
+  got = losses.reconstruction_loss("discounted_l1", gamma=gamma)(
+      jnp.asarray(pred), jnp.asarray(target), jnp.asarray(mask))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
 def test_mse_hole_and_reconstruction_lookup():
   pred, target = np.full((1, 2, 2, 3), 0.5), np.zeros((1, 2, 2, 3))
   mask = np.array([1.0, 0, 0, 0]).reshape(1, 2, 2, 1)

@@ -177,6 +177,14 @@ def test_glcic_short_runs_all_three_phases(tmp_path):
   # The checkpoint alone rebuilds the model for inference.
   bundle = checkpointing.load_for_inference(str(tmp_path))
   assert bundle.model_name == "glcic" and bundle.multiple == 4
+  # Holes were filled with the training data's mean pixel, and the checkpoint keeps that value.
+  from flowinpaint.data import pipeline
+  batches = pipeline.train_batches(config.data, batch_size=config.batch_size, image_size=32,
+                                   seed=config.seed, mask_kind=config.data.mask_kind,
+                                   num_workers=0)
+  mean = np.mean([next(batches)["image"] for _ in range(8)], axis=(0, 1, 2, 3))
+  np.testing.assert_allclose(bundle.generator.fill_value, mean, rtol=1e-5)
+  assert np.abs(mean).max() > 0.01
   out = bundle.generator.apply(bundle.variables, jnp.zeros((1, 32, 32, 3)),
                                jnp.ones((1, 32, 32, 1)), train=False)["output"]
   assert out.shape == (1, 32, 32, 3)
