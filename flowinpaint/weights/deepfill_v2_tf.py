@@ -30,7 +30,8 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from flowinpaint.weights.deepfill_v2_torch import CNUM, ConversionError, _flax_shapes
+from flowinpaint.weights.deepfill_v2_torch import (CNUM, ConversionError, _flax_shapes, _some,
+                                                  mismatch_summary)
 
 G_SCOPE = 'inpaint_net'
 D_SCOPE = 'discriminator/sn_patch_gan'
@@ -80,13 +81,8 @@ def _check_names(scope: str, variables: Mapping[str, Any], expected: list[str],
   missing = [n for n in expected if n not in present]
   unexpected = sorted(present - set(expected))
   if missing or unexpected:
-    parts = []
-    if missing:
-      parts.append(f'{len(missing)} missing ({_some(missing)})')
-    if unexpected:
-      parts.append(f'{len(unexpected)} unexpected ({_some(unexpected)})')
     raise ConversionError(f'not the {what} of the official DeepFill v2 release (cnum=48): '
-                          + '; '.join(parts) + ' variables')
+                          + mismatch_summary(missing, unexpected) + ' variables')
 
 
 def _bgr_to_rgb(layer: str, leaf: str, value: np.ndarray) -> np.ndarray:
@@ -195,10 +191,6 @@ def convert_discriminator(variables: Mapping[str, Any], *, d_cnum: int = D_CNUM,
     kernel = out['params'][layer]['conv']['kernel']
     stats['conv/kernel/sigma'] = _sigma(kernel, stats['conv/kernel/u'])
   return out
-
-
-def _some(names: list[str], n: int = 3) -> str:
-  return ', '.join(names[:n]) + (', ...' if len(names) > n else '')
 
 
 def _layer_order(path: tuple[str, ...]) -> tuple[int, int, tuple[str, ...]]:

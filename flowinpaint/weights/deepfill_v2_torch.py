@@ -94,13 +94,8 @@ def convert_generator(state_dict: Mapping[str, Any], *, cnum: int = CNUM) -> dic
   missing = sorted(set(expected) - set(state_dict), key=_layer_order)
   unexpected = sorted(set(state_dict) - set(expected), key=_layer_order)
   if missing or unexpected:
-    parts = []
-    if missing:
-      parts.append(f'{len(missing)} missing ({_some(missing)})')
-    if unexpected:
-      parts.append(f'{len(unexpected)} unexpected ({_some(unexpected)})')
     raise ConversionError('not a DeepFill v2 (networks_tf.py, cnum=48) generator state dict: '
-                          + '; '.join(parts) + ' tensor names')
+                          + mismatch_summary(missing, unexpected) + ' tensor names')
   params: dict[str, Any] = {}
   for name, path in expected.items():
     value = np.asarray(state_dict[name])
@@ -129,6 +124,16 @@ def _torch_shape(value: np.ndarray, path: tuple[str, ...]) -> tuple[int, ...]:
 
 def _some(names: list[str], n: int = 3) -> str:
   return ', '.join(names[:n]) + (', ...' if len(names) > n else '')
+
+
+def mismatch_summary(missing: list[str], unexpected: list[str]) -> str:
+  """'2 missing (a, b); 1 unexpected (c)': the first few names of each kind."""
+  parts = []
+  if missing:
+    parts.append(f'{len(missing)} missing ({_some(missing)})')
+  if unexpected:
+    parts.append(f'{len(unexpected)} unexpected ({_some(unexpected)})')
+  return '; '.join(parts)
 
 
 def _layer_order(name: str) -> tuple[int, str]:
