@@ -29,6 +29,7 @@ import numpy as np
 
 from flowinpaint import aux_outputs
 from flowinpaint import image_io
+from flowinpaint.data import masks as mask_ops
 from flowinpaint.errors import UserError, cli_entry
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -61,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
                  help="resize a mask of another size to the image (nearest neighbour)")
   p.add_argument("--invert-mask", action="store_true",
                  help="the mask marks what to KEEP (black = hole)")
+  p.add_argument("--dilate", type=int, default=0, metavar="PX",
+                 help="grow the hole by PX pixels (a disc) first: masks drawn tight or made by a "
+                 "segmenter miss edges and shadows")
+  p.add_argument("--feather", type=int, default=0, metavar="PX",
+                 help="soft edge: fill the hole grown by PX, then blend the fill into the image "
+                 "with a weight falling from 1 at the hole to 0 at PX outside it; pixels farther "
+                 "out stay bit-identical")
   p.add_argument("--mask-from", choices=image_io.MASK_FROM, default="auto",
                  help="for masks with transparency: composite over black ('auto'), the alpha "
                  "channel, or the colour channels")
@@ -238,6 +246,8 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
   for note in img.notes:
     _warn(note)
   hole = masks.get(job.mask, img.shape)
+  if args.dilate:
+    hole = mask_ops.dilate(hole, args.dilate) > 0.5
   ratio = float(hole.mean())
   if ratio > INVERTED_WARNING_FRACTION:
     hint = "" if args.invert_mask else " - inverted? use --invert-mask"
@@ -262,6 +272,9 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
       return
     out = img.rgb
   else:
+    blend = mask_ops.feather_weights(hole, args.feather) if args.feather else None
+    if blend is not None:
+      hole = blend > 0  # The model fills the whole band that the blend reads.
     if dirs:
       # Checked above: the whole image in one pass ('full'), so the structure and flow cover it.
       out, aux = inpainter.inpaint_with_aux(img.rgb, hole, tuple(dirs))
@@ -278,6 +291,9 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
     if args.postprocess == "glcic":
       from flowinpaint.classical.poisson import glcic_postprocess
       out = glcic_postprocess(img.rgb, out, hole)
+    if blend is not None:
+      mixed = np.rint(blend[..., None] * out + (1.0 - blend[..., None]) * img.rgb)
+      out = np.where(hole[..., None], mixed, img.rgb).astype(np.uint8)
   for note in image_io.save_loaded(job.output, out, img, inputs=inputs, quality=args.quality):
     _warn(note)
   side = _write_aux(aux, dirs, job, img.shape, inputs)
@@ -318,7 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   for flag, value, low in (("--crop-trigger", args.crop_trigger, 1),
                            ("--crop-margin", args.crop_margin, 0),
                            ("--resize-limit", args.resize_limit, 1),
-                           ("--model-size", args.model_size, 0)):
+                           ("--model-size", args.model_size, 0),
+                           ("--dilate", args.dilate, 0), ("--feather", args.feather, 0)):
     if value is not None and value < low:
       raise UserError(f"{flag} must be >= {low}, got {value}")
   dirs = aux_outputs.requested(args)

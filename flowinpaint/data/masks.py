@@ -304,3 +304,14 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
       # Replicated borders: a hole touching the image edge does not shrink from that edge.
       planes = np.stack([cv2.erode(p, kernel, borderType=cv2.BORDER_REPLICATE) for p in planes])
   return planes.astype(np.float32).reshape(m.shape)
+
+
+def feather_weights(hole: np.ndarray, pixels: int) -> np.ndarray:
+  """Blend weights for pasting a fill with a soft edge: 1 on the hole, falling linearly to 0 at
+  `pixels` px outside it (Euclidean distance), 0 beyond. bool/float [H, W] -> float32 [H, W]."""
+  hole = np.asarray(hole) > 0.5
+  if pixels <= 0:
+    return hole.astype(np.float32)
+  # Distance of every pixel to the nearest hole pixel (0 on the hole).
+  distance = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 5)
+  return np.clip(1.0 - distance / (pixels + 1.0), 0.0, 1.0).astype(np.float32)

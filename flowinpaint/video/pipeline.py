@@ -12,11 +12,11 @@ import dataclasses
 import time
 from typing import Callable, Iterable, Iterator
 
-import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flowinpaint.data import masks as masks_lib
 from flowinpaint.video.flow import FlowEstimator, make_flow_estimator
 from flowinpaint.video.flow_completion import FlowCompleter, LaplacianFlowCompleter
 from flowinpaint.video.flow_completion import laplacian_fill
@@ -96,12 +96,10 @@ class Stages:
 
 
 def dilate(masks: np.ndarray, pixels: int) -> np.ndarray:
-  """Grows bool masks [..., H, W] by `pixels` with a round kernel."""
+  """Grows bool masks [..., H, W] by `pixels` with a disc (flowinpaint.data.masks.dilate)."""
   if pixels <= 0:
     return masks
-  kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-  flat = masks.reshape((-1,) + masks.shape[-2:]).astype(np.uint8)
-  return np.stack([cv2.dilate(m, kernel) for m in flat]).reshape(masks.shape).astype(bool)
+  return masks_lib.dilate(np.asarray(masks, np.float32)[..., None], pixels)[..., 0] > 0.5
 
 
 def pick_keyframe(remaining: np.ndarray) -> int:

@@ -286,6 +286,44 @@ def test_glcic_postprocess_keeps_outside_pixels(tmp_path):
   assert not np.array_equal(post[~outside], plain[~outside])  # Blending changed the hole.
 
 
+def test_dilate_and_feather_against_an_independent_computation(tmp_path, capsys):
+  import cv2
+  from scipy import ndimage
+  from flowinpaint import inpaint
+  image = _photo(50, 70, seed=3)
+  mask = np.zeros((50, 70), np.uint8)
+  mask[20:26, 30:33] = 255
+  Image.fromarray(image).save(tmp_path / "in.png")
+  Image.fromarray(mask).save(tmp_path / "m.png")
+  common = ["--method", "telea", "--radius", "3", "--image", str(tmp_path / "in.png"),
+            "--mask", str(tmp_path / "m.png")]
+  yy, xx = np.mgrid[-4:5, -4:5]
+  disc = (yy ** 2 + xx ** 2 <= 16).astype(np.uint8)
+  grown = cv2.dilate((mask > 127).astype(np.uint8), disc) > 0  # Hole grown by a 4-px disc.
+
+  assert inpaint.main(common + ["--output", str(tmp_path / "d.png"), "--dilate", "4"]) == 0
+  out = np.asarray(Image.open(tmp_path / "d.png"))
+  expected = cv2.inpaint(image, grown.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+  np.testing.assert_array_equal(out, np.where(grown[..., None], expected, image))
+
+  assert inpaint.main(common + ["--output", str(tmp_path / "f.png"), "--feather", "5"]) == 0
+  out = np.asarray(Image.open(tmp_path / "f.png")).astype(int)
+  hole = mask > 127
+  distance = ndimage.distance_transform_edt(~hole)  # Exact Euclidean distance to the hole.
+  weight = np.clip(1 - distance / 6.0, 0, 1)
+  band = weight > 0
+  fill = cv2.inpaint(image, band.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(int)
+  expected = np.rint(weight[..., None] * fill + (1 - weight[..., None]) * image)
+  np.testing.assert_array_equal(out[~band], image[~band])  # Beyond the band: bit-identical.
+  np.testing.assert_array_equal(out[hole], fill[hole])  # The hole: the fill as it is.
+  # In the band, the blend (cv2's 5x5 distance transform is within a few % of the exact one).
+  assert np.abs(out[band] - expected[band]).max() <= 3
+  assert np.abs(out - image).max() > 0 and band.sum() > hole.sum()
+
+  assert inpaint.main(common + ["--output", str(tmp_path / "x.png"), "--dilate", "-1"]) == 2
+  assert "--dilate must be >= 0, got -1" in capsys.readouterr().err
+
+
 def _direct_outputs(checkpoint, image, hole, multiple=16):
   """The generator's outputs for one image, computed here: pad by reflection, apply, crop."""
   import jax
