@@ -333,8 +333,14 @@ class MultiScaleDiscriminator(nn.Module):
 # --- The trainer-facing models: `__call__(image, mask, *, train) -> dict` (registry contract).
 
 
-class _RTVMixin:
-  """RTV knobs shared by the stage models; structures are in [-1, 1] like the images."""
+class _StageModel(nn.Module):
+  """What the stage models share: the RTV knobs and dtypes; structures are in [-1, 1]."""
+  rtv_lam: float = 0.015
+  rtv_sigma: float = 3.0
+  rtv_sharpness: float = 1e-3
+  rtv_iterations: int = 3
+  dtype: Optional[Dtype] = None
+  param_dtype: Dtype = jnp.float32
 
   def structures(self, image: Array, mask: Array, *, train: bool) -> tuple[Array, Array]:
     """(full-image structure or None, structure input of G_s), both [B, H, W, 3] in [-1, 1]."""
@@ -348,7 +354,7 @@ class _RTVMixin:
     return full, masked * (1.0 - mask)
 
 
-class StructureFlowStage1(nn.Module, _RTVMixin):
+class StructureFlowStage1(_StageModel):
   """Stage 1: G_s alone. Returns {'output': structure, 'target': RTV(image), 'structure_input'}.
 
   `image` [B, H, W, 3] in [-1, 1], `mask` [B, H, W, 1] with 1 = hole; H, W multiples of 16.
@@ -357,12 +363,6 @@ class StructureFlowStage1(nn.Module, _RTVMixin):
   """
   width: int = 64
   n_res: int = 4
-  rtv_lam: float = 0.015
-  rtv_sigma: float = 3.0
-  rtv_sharpness: float = 1e-3
-  rtv_iterations: int = 3
-  dtype: Optional[Dtype] = None
-  param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
@@ -374,7 +374,7 @@ class StructureFlowStage1(nn.Module, _RTVMixin):
     return {'output': out, 'target': target, 'structure_input': s_in}
 
 
-class StructureFlowStage2(nn.Module, _RTVMixin):
+class StructureFlowStage2(_StageModel):
   """Stage 2: G_t alone on the ground-truth structure (RTV of the full image) in training.
 
   Returns {'output': image, 'flow': [B, H/4, W/4, 2], 'structure': the structure it used}.
@@ -383,12 +383,6 @@ class StructureFlowStage2(nn.Module, _RTVMixin):
   """
   width: int = 64
   n_res: int = 2
-  rtv_lam: float = 0.015
-  rtv_sigma: float = 3.0
-  rtv_sharpness: float = 1e-3
-  rtv_iterations: int = 3
-  dtype: Optional[Dtype] = None
-  param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
@@ -402,7 +396,7 @@ class StructureFlowStage2(nn.Module, _RTVMixin):
     return {'output': out, 'flow': flow, 'structure': structure}
 
 
-class StructureFlow(nn.Module, _RTVMixin):
+class StructureFlow(_StageModel):
   """Stage 3 and inference: G_s reconstructs the structure, G_t inpaints with it.
 
   Returns {'output': image, 'structure': G_s's structure, 'structure_input', 'flow'}. With
@@ -415,12 +409,6 @@ class StructureFlow(nn.Module, _RTVMixin):
   structure_n_res: int = 4
   texture_n_res: int = 2
   freeze_structure: bool = True
-  rtv_lam: float = 0.015
-  rtv_sigma: float = 3.0
-  rtv_sharpness: float = 1e-3
-  rtv_iterations: int = 3
-  dtype: Optional[Dtype] = None
-  param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
