@@ -50,7 +50,6 @@ def run_workload(model: str, model_overrides: dict, kind: str, size: int, batch:
                  iters: int, warmup: int) -> dict:
   import jax
   import jax.numpy as jnp
-  import ml_collections
   import numpy as np
 
   from configs import default  # noqa: F401  (imported by the caller's sys.path set-up)

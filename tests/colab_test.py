@@ -41,7 +41,7 @@ def test_conventions(name):
   nbformat.validate(nb)
   first = nb.cells[0]
   assert first.cell_type == "markdown"
-  badge = f"https://colab.research.google.com/github/"
+  badge = "https://colab.research.google.com/github/"
   assert "colab-badge.svg" in first.source and badge in first.source
   assert first.source.split(badge, 1)[1].split(")", 1)[0].endswith(f"/colab/{name}")
   code = [c for c in nb.cells if c.cell_type == "code"]

@@ -13,7 +13,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from configs import dfc_net_tiny

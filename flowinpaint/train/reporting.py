@@ -3,7 +3,7 @@
 import json
 import os
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 

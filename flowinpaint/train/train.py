@@ -4,7 +4,6 @@ import dataclasses
 import json
 import os
 import signal
-import time
 from typing import Any, Optional
 
 from absl import logging

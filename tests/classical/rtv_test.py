@@ -5,7 +5,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from scipy import ndimage
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg

@@ -7,11 +7,8 @@ install; tests/weights/ checks the numerics against torch and the reader against
 """
 
 import collections
-import io
 import os
 import pickle
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -20,6 +17,7 @@ import pytest
 from flowinpaint import convert
 from flowinpaint.weights import deepfill_v2_torch
 from tests.weights import deepfill_release, tf_bundle
+from tests.tools import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -94,8 +92,7 @@ def test_save_pth_round_trip(tmp_path):
 
 
 def _run_cli(*args):
-  return subprocess.run([sys.executable, "-m", "flowinpaint.convert", *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600)
+  return cli.run_module("flowinpaint.convert", *args, cwd=ROOT, timeout=600)
 
 
 @pytest.mark.slow

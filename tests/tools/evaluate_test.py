@@ -2,16 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from flowinpaint import evaluate, inference
+from tests.tools import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _photo(h, w, seed):
@@ -65,10 +63,7 @@ def test_evaluate_accepts_float_images():
 
 
 def _run(*args):
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-             JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "flowinpaint.evaluate", *map(str, args)],
-                        capture_output=True, text=True, env=env, timeout=300)
+  return cli.run_module("flowinpaint.evaluate", *args)
 
 
 @pytest.mark.slow

@@ -1,23 +1,19 @@
 """End-to-end tests of `python -m flowinpaint.inpaint` (subprocesses in tmp dirs)."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.tools import cli
+
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(*args, cwd=None):
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-             JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "flowinpaint.inpaint", *map(str, args)],
-                        capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+  return cli.run_module("flowinpaint.inpaint", *args, cwd=cwd)
 
 
 def _photo(h, w, seed=0):
@@ -34,14 +30,7 @@ def _mask(h, w, box=None):
   return m
 
 
-def _assert_user_error(res, *fragments):
-  assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
-  assert "Traceback" not in res.stderr, res.stderr
-  lines = [l for l in res.stderr.strip().splitlines() if l.startswith("error:")]
-  assert len(lines) == 1, res.stderr
-  for f in fragments:
-    assert f in lines[0], (f, lines[0])
-  return lines[0]
+_assert_user_error = cli.assert_user_error
 
 
 def test_odd_size_rgb_bit_identical_outside(tmp_path):

@@ -2,20 +2,18 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.tools import cli
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _run(*args, timeout=600):
-  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=timeout)
+def _run(module, *args, timeout=600):
+  return cli.run_module(module, *args, cwd=REPO, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """End-to-end tests of `python -m flowinpaint.remove` (tiny synthetic clips)."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,26 +8,17 @@ from PIL import Image
 
 from flowinpaint.data.synthetic_video import make_clip
 from flowinpaint.video import io as vio
+from tests.tools import cli
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(*args):
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-             JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "flowinpaint.remove", *map(str, args)],
-                        capture_output=True, text=True, env=env, timeout=300)
+  return cli.run_module("flowinpaint.remove", *args)
 
 
-def _assert_user_error(res, *fragments):
-  assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
-  assert "Traceback" not in res.stderr, res.stderr
-  lines = [l for l in res.stderr.strip().splitlines() if l.startswith("error:")]
-  assert len(lines) == 1, res.stderr
-  for f in fragments:
-    assert f in lines[0], (f, lines[0])
+_assert_user_error = cli.assert_user_error
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ definitions of nipponjo/deepfillv2-pytorch's networks_tf.py) with random weights
 goes through the converter and both generators run on the same random image and mask.
 """
 
-import io
 import os
 import pickle
 import zipfile
