@@ -9,7 +9,8 @@ and outputs 3 channels without normalisation or activation. The paper uses depth
 (the bottleneck is 2x2); depth 7 gives the same bottleneck at 256.
 
 No discriminator: the model trains with the reconstruction loss 'pconv' (valid + 6 hole L1 +
-0.1 total variation) of flowinpaint.train.losses. Inputs of any size work: the image is padded
+0.1 total variation) of flowinpaint.train.losses, plus the paper's VGG-16 perceptual (0.05) and
+style (120) terms (flowinpaint.train.feature_losses, recipe 'pconv') when VGG weights are given. Inputs of any size work: the image is padded
 inside the model to a multiple of 2**depth with the padding marked as hole (partial convs
 ignore it), and the output is cropped back.
 """

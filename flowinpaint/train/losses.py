@@ -149,7 +149,7 @@ def gradient_penalty(critic: Callable[[Array], Array], real: Array, fake: Array,
   return jnp.mean(jnp.square(norm - 1.0))
 
 
-# --- Partial convolution (Liu et al. 2018) losses without the VGG terms.
+# --- Partial convolution (Liu et al. 2018) pixel losses; the VGG terms are in feature_losses.
 
 
 def dilate_hole(mask: Array, pixels: int = 1) -> Array:
@@ -175,7 +175,7 @@ def total_variation_hole(pred: Array, target: Array, mask: Array) -> Array:
 
 def pconv_loss(pred: Array, target: Array, mask: Array, *, hole_weight: float = 6.0,
                valid_weight: float = 1.0, tv_weight: float = 0.1) -> Array:
-  """Liu et al.'s pixel losses: valid L1 + 6 x hole L1 + 0.1 x TV (perceptual/style omitted).
+  """Liu et al.'s pixel losses: valid L1 + 6 x hole L1 + 0.1 x TV (VGG terms: feature_losses).
 
   Args:
     pred, target: [B, H, W, C].
