@@ -10,8 +10,13 @@ import tempfile
 # Must happen before JAX initialises its backends. Tests run tiny shapes: LLVM's -O1 halves
 # compile time against the default, and runs as fast here (-O0, i.e.
 # jax_disable_most_optimizations, compiles as fast but runs convolutions 10x slower).
+# The 8 devices' threads meet at every collective; XLA aborts the process when one has not
+# arrived after 40 s, which a loaded 2-core machine (two test workers, their subprocesses) can
+# exceed without any deadlock: allow 10 minutes.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
-                      "--xla_backend_optimization_level=1")
+                      "--xla_backend_optimization_level=1 "
+                      "--xla_cpu_collective_call_warn_stuck_timeout_seconds=120 "
+                      "--xla_cpu_collective_call_terminate_timeout_seconds=600")
 # Tests rebuild the same functions many times (new closures, same HLO), also in subprocesses:
 # the persistent cache turns those recompilations into lookups.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",

@@ -125,10 +125,13 @@ class FlowNet(nn.Module):
     if h % self.multiple or w % self.multiple:
       raise ValueError(f"height and width must be multiples of {self.multiple}, got {h}x{w}")
     pyramid = FeaturePyramid(self.pyramid_widths, self.dtype, self.param_dtype, name="features")
-    # One module called on both frames: shared weights, as PWC-Net (one batched call).
-    feats = pyramid(jnp.concatenate([image[..., :3], image[..., 3:]], axis=0))
-    feats1 = [f[:b] for f in feats]
-    feats2 = [f[b:] for f in feats]
+    # One module called on both frames: shared weights, as PWC-Net (one batched call). The two
+    # frames of a sample sit next to each other in that batch (not one half after the other),
+    # so a batch sharded over devices is split and rejoined without moving data between them.
+    pairs = jnp.stack([image[..., :3], image[..., 3:]], axis=1).reshape(2 * b, h, w, 3)
+    feats = [f.reshape((b, 2) + f.shape[1:]) for f in pyramid(pairs)]
+    feats1 = [f[:, 0] for f in feats]
+    feats2 = [f[:, 1] for f in feats]
 
     flow, flows = None, []
     for level in range(len(self.pyramid_widths) - 1, self.finest_level - 1, -1):

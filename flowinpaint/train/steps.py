@@ -115,12 +115,17 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
     d_params, d_rest = _split_vars(d_vars)
 
     def loss_fn(params):
-      both = jnp.concatenate([real, fake], axis=0)
-      both_mask = jnp.concatenate([mask, mask], axis=0)
+      # Real and fake interleaved per sample (r0, f0, r1, f1, ...), not concatenated: each
+      # device's shard of the batch stays on that device (a concatenation along the sharded
+      # batch axis would move half of every shard to another device).
+      b = real.shape[0]
+      both = jnp.stack([real, fake], axis=1).reshape((2 * b,) + real.shape[1:])
+      both_mask = jnp.repeat(mask, 2, axis=0)
       logits, new_rest = _apply(discriminator, params, d_rest, both, both_mask, train=True)
       # A discriminator may be several critics (a dict of scores): losses add up over them.
       critics = jax.tree.leaves(logits)
-      halves = [jnp.split(c, 2, axis=0) for c in critics]
+      pairs = [c.reshape((b, 2) + c.shape[1:]) for c in critics]
+      halves = [(p[:, 0], p[:, 1]) for p in pairs]
       loss = sum(d_adv(r, f) for r, f in halves)
       gp = jnp.zeros(())
       if adv_name == "wgan_gp":
