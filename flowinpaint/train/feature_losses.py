@@ -137,11 +137,17 @@ def sampling_correctness(target_feats: Array, source_feats: Array, flow: Array, 
 
 
 def _features(vgg_params, depth: int, layers, *images: Array) -> list[dict[str, Array]]:
-  """VGG features of several image batches in one forward pass."""
+  """VGG features of several image batches in one forward pass.
+
+  The batches are interleaved per sample (not concatenated) so that a batch sharded over
+  devices stays on its devices.
+  """
   net = VGGFeatures(depth=depth, outputs=tuple(sorted(set(layers))))
-  feats = net.apply({"params": vgg_params}, jnp.concatenate(images, axis=0))
-  n = images[0].shape[0]
-  return [{k: v[i * n:(i + 1) * n] for k, v in feats.items()} for i in range(len(images))]
+  b, k = images[0].shape[0], len(images)
+  both = jnp.stack(images, axis=1).reshape((b * k,) + images[0].shape[1:])
+  feats = net.apply({"params": vgg_params}, both)
+  split = {name: v.reshape((b, k) + v.shape[1:]) for name, v in feats.items()}
+  return [{name: v[:, i] for name, v in split.items()} for i in range(k)]
 
 
 def feature_losses(cfg: FeatureLossConfig, vgg_params, preds: dict[str, Array], target: Array,

@@ -39,7 +39,32 @@ def test_train_step_communicates_only_gradient_reductions(make_config):
                                        models.d_tx, steps.LossConfig.from_config(config)),
                  static_argnames="phase")
   phase = Phase.JOINT if models.discriminator is not None else Phase.RECONSTRUCTION
-  hlo = step.lower(state, sharding.shard_batch(batch, mesh), phase=phase).compile().as_text()
-  collectives = set(re.findall(r"\b(all-to-all|collective-permute|all-gather|reduce-scatter|"
-                               r"all-reduce)\b", hlo))
-  assert collectives == {"all-reduce"}, collectives
+  assert _collectives(step, state, sharding.shard_batch(batch, mesh), phase=phase) == {
+      "all-reduce"}
+
+
+def test_vgg_feature_losses_keep_the_batch_in_place():
+  import jax.numpy as jnp
+  import optax
+  from configs import pconv
+  from flowinpaint.models import pconv_unet, vgg
+  mesh = sharding.make_mesh()
+  replicated = sharding.replicated(mesh)
+  g, tx = pconv_unet.PConvUNet(depth=3, cnum=4), optax.adam(1e-3)
+  state = jax.jit(lambda r: state_lib.create_state(r, g, None, tx, None, image_size=32),
+                  out_shardings=replicated)(jax.random.key_data(jax.random.key(0)))
+  vgg_params = jax.device_put(vgg.VGGFeatures(16, outputs=("pool3",)).init(
+      jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"], replicated)
+  batch = sharding.shard_batch({"image": np.zeros((8, 32, 32, 3), np.float32),
+                                "mask": np.ones((8, 32, 32, 1), np.float32)}, mesh)
+  step = jax.jit(steps.make_train_step(g, None, tx, None,
+                                       steps.LossConfig.from_config(pconv.get_config())),
+                 static_argnames="phase")
+  assert _collectives(step, state, batch, phase=Phase.RECONSTRUCTION,
+                      vgg_params=vgg_params) == {"all-reduce"}
+
+
+def _collectives(step, *args, **kwargs) -> set[str]:
+  hlo = step.lower(*args, **kwargs).compile().as_text()
+  return set(re.findall(r"\b(all-to-all|collective-permute|all-gather|reduce-scatter|"
+                        r"all-reduce)\b", hlo))
