@@ -66,9 +66,11 @@ def test_summarize_packs_at_most_eight_files(tmp_path):
       json.dumps({"task": "train", "skipped": True, "left_s": 3}) + "\n")
   # A bench cut short: its JSON is missing, the rows it printed are in its log.
   (raw / "logs" / "bench_deepfill_v2.log").write_text(
-      "model deepfill_v2 cnum 48 | 1 x NVIDIA H100 (gpu) | JAX 0.11.2\n"
-      "workload                   dtype        ms/iter     img/s  first call s\n"
-      "infer 256x256 batch 16     float32        20.00     800.0          30.1\n")
+      "deepfill_v2 cnum 48 | 1 x NVIDIA H100 (gpu) | JAX 0.11.2\n"
+      "config         workload                   dtype        ms/iter     img/s  compile s   "
+      "G params\n"
+      "deepfill_v2    infer 256x256 batch 16     float32        20.00     800.0       30.1      "
+      "4.05M\n")
   (raw / "eval.jsonl").write_text(json.dumps(
       {"name": "telea", "model": "telea", "checkpoint_step": None, "psnr": 25.0,
        "psnr_hole": 20.0, "ssim": 0.8, "ssim_hole": 0.5, "l1_hole": 0.05,
