@@ -255,12 +255,44 @@ def same_file(a: str, b: str) -> bool:
   return os.path.realpath(a) == os.path.realpath(b)
 
 
+class InputFiles(tuple):
+  """Paths never to overwrite, indexed by real path and by (device, inode) for existing files.
+
+  A tuple of the paths, so it goes wherever a sequence of inputs does; checking an output
+  against it costs one stat instead of one per input (folders of thousands of images).
+  """
+
+  def __new__(cls, paths):
+    self = super().__new__(cls, tuple(os.fspath(p) for p in paths if p))
+    self.by_path = {os.path.realpath(p): p for p in self}
+    self.by_inode = {}
+    for p in self:
+      try:
+        st = os.stat(p)
+      except OSError:
+        continue
+      self.by_inode[(st.st_dev, st.st_ino)] = p
+    return self
+
+  def find(self, path: str) -> Optional[str]:
+    """The input that writing `path` would overwrite, or None."""
+    hit = self.by_path.get(os.path.realpath(path))
+    if hit is None:
+      try:
+        st = os.stat(path)
+        hit = self.by_inode.get((st.st_dev, st.st_ino))
+      except OSError:
+        pass
+    return hit
+
+
 def check_not_input(path: str, inputs: Sequence[str]) -> None:
-  """UserError if writing `path` would overwrite one of `inputs`."""
-  for src in inputs:
-    if src and same_file(path, src):
-      raise UserError(f"output {os.fspath(path)!r} is the input file {os.fspath(src)!r}; "
-                      "refusing to overwrite an input, choose another output path")
+  """UserError if writing `path` would overwrite one of `inputs` (an InputFiles is fastest)."""
+  files = inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)
+  src = files.find(path)
+  if src is not None:
+    raise UserError(f"output {os.fspath(path)!r} is the input file {os.fspath(src)!r}; "
+                    "refusing to overwrite an input, choose another output path")
 
 
 def _format_for(path: str) -> str:
@@ -333,4 +365,4 @@ def save_loaded(path: str, rgb: np.ndarray, like: LoadedImage, *, inputs: Sequen
                 quality: int = 95) -> list[str]:
   """Writes `rgb` as `like` was read: its mode, its alpha unchanged, its metadata."""
   return write_image(path, rgb, like.alpha, like.mode, info=like.info,
-                     inputs=tuple(inputs) or (like.path,), quality=quality)
+                     inputs=inputs if inputs else (like.path,), quality=quality)

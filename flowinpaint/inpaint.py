@@ -182,11 +182,11 @@ def plan(args: argparse.Namespace) -> list[Job]:
       output = os.path.join(output, os.path.basename(args.image))
     jobs = [Job(args.image, mask, output)]
   inputs = set(images if os.path.isdir(args.image) else [args.image])
-  inputs |= {j.mask for j in jobs if j.mask}
+  inputs = image_io.InputFiles(sorted(inputs | {j.mask for j in jobs if j.mask}))
   for job in jobs:
-    image_io.check_not_input(job.output, sorted(inputs))
+    image_io.check_not_input(job.output, inputs)
     image_io._format_for(job.output)  # pylint: disable=protected-access  # fail before work
-  _check_aux_paths(jobs, aux_outputs.requested(args), sorted(inputs))
+  _check_aux_paths(jobs, aux_outputs.requested(args), inputs)
   return jobs
 
 
@@ -347,7 +347,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"{'crops' if args.strategy == 'crop' else 'a downscaled copy'}: use "
                     "--strategy full (or auto, whole up to --crop-trigger px)")
   jobs = plan(args)
-  inputs = sorted({j.image for j in jobs} | {j.mask for j in jobs if j.mask})
+  inputs = image_io.InputFiles(sorted({j.image for j in jobs} |
+                                      {j.mask for j in jobs if j.mask}))
   inpainter = _make_inpainter(args)
   aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")
   masks = _MaskCache(args)

@@ -1,5 +1,7 @@
 """Tests for image / mask file IO."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
@@ -189,3 +191,19 @@ def test_16bit_rgb_png_gets_a_note(tmp_path):
   cv2.imwrite(str(tmp_path / "rgb16.png"), np.full((3, 4, 3), 40000, np.uint16))
   img = image_io.read_image(str(tmp_path / "rgb16.png"))
   assert img.rgb.shape == (3, 4, 3) and any("8 bits" in n for n in img.notes)
+
+
+def test_input_files_find_an_input_by_path_link_or_inode(tmp_path):
+  a, b = tmp_path / "a.png", tmp_path / "b.png"
+  a.write_bytes(b"x")
+  b.write_bytes(b"y")
+  (tmp_path / "link.png").symlink_to(a)
+  os.link(b, tmp_path / "hard.png")
+  files = image_io.InputFiles([str(a), str(b), "", str(tmp_path / "later.png")])
+  assert files == (str(a), str(b), str(tmp_path / "later.png"))  # A tuple of the paths.
+  assert files.find(str(tmp_path / "link.png")) == str(a)
+  assert files.find(str(tmp_path / "hard.png")) == str(b)  # Another name of the same file.
+  assert files.find(str(tmp_path / "sub" / ".." / "later.png")) == str(tmp_path / "later.png")
+  assert files.find(str(tmp_path / "c.png")) is None
+  with pytest.raises(UserError, match="is the input file"):
+    image_io.check_not_input(str(tmp_path / "hard.png"), files)
