@@ -73,15 +73,11 @@ def paths(dirs: dict[str, str], name: str) -> list[str]:
 
 
 def check_not_inputs(paths: Sequence[str], inputs: Sequence[str]) -> None:
-  """UserError if writing one of `paths` would overwrite one of `inputs`.
-
-  Inputs exist, so only paths that exist can be one: a folder of thousands of images is
-  checked without comparing every pair.
-  """
+  """UserError if writing one of `paths` would overwrite one of `inputs`."""
   from flowinpaint import image_io
+  inputs = image_io.InputFiles(inputs) if not isinstance(inputs, image_io.InputFiles) else inputs
   for path in paths:
-    if os.path.exists(path):
-      image_io.check_not_input(path, inputs)
+    image_io.check_not_input(path, inputs)
 
 
 def _check_grid(flow: np.ndarray, shape: Sequence[int]) -> None:
@@ -124,7 +120,7 @@ def write(aux: dict[str, np.ndarray], dirs: dict[str, str], name: str, shape: Se
   from flowinpaint import image_io
   written = []
   if "structure" in dirs:
-    path = os.path.join(dirs["structure"], f"{name}_structure.png")
+    (path,) = paths({"structure": dirs["structure"]}, name)
     image_io.write_image(path, aux["structure"], inputs=inputs)
     written.append(path)
   if "flow" in dirs:

@@ -156,28 +156,34 @@ class ModelInpainter:
     inpainter.check_is_inpainter(source=path)
     return inpainter
 
+  def _trace(self) -> tuple[int, Any]:
+    """(size, the generator's abstract output for a [1, size, size] probe): traced, no compute.
+
+    Also records which outputs the generator returns (for `aux_keys`).
+    """
+    import jax
+    import jax.numpy as jnp
+    size = -(-max(self.multiple, 64) // self.multiple) * self.multiple
+    out = jax.eval_shape(
+        lambda v, x, m: self.generator.apply(v, x, m, train=False), self.variables,
+        jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32),
+        jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32))
+    self._output_keys = tuple(out) if isinstance(out, dict) else ()
+    return size, out
+
   def check_is_inpainter(self, source: str = "the model") -> None:
     """Traces the generator once (no compute) and checks it maps an image to an image.
 
     Catches checkpoints of other kinds (a flow network, a discriminator) before any real work.
     """
-    import jax
-    import jax.numpy as jnp
-    size = max(self.multiple, 64)
-    size = -(-size // self.multiple) * self.multiple
-    image = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-    mask = jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)
     try:
-      out = jax.eval_shape(
-          lambda v, x, m: self.generator.apply(v, x, m, train=False), self.variables, image, mask)
+      size, out = self._trace()
     except Exception as e:  # pylint: disable=broad-except
       raise UserError(
           f"{source} (model {self.model_name!r}) is not an image inpainting generator: "
           f"it does not take (image, mask) ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
       ) from e
     shape = getattr(out.get("output"), "shape", None) if isinstance(out, dict) else None
-    if isinstance(out, dict):
-      self._output_keys = tuple(out)
     if shape != (1, size, size, 3):
       raise UserError(
           f"{source} (model {self.model_name!r}) is not an image inpainting generator: its "
@@ -186,14 +192,7 @@ class ModelInpainter:
   def aux_keys(self) -> tuple[str, ...]:
     """The AUX_KEYS the generator returns (traced once with eval_shape, no compute; cached)."""
     if self._output_keys is None:
-      import jax
-      import jax.numpy as jnp
-      size = -(-max(self.multiple, 64) // self.multiple) * self.multiple
-      out = jax.eval_shape(
-          lambda v, x, m: self.generator.apply(v, x, m, train=False), self.variables,
-          jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32),
-          jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32))
-      self._output_keys = tuple(out) if isinstance(out, dict) else ()
+      self._trace()
     return tuple(k for k in AUX_KEYS if k in self._output_keys)
 
   def _batches(self, fn: Any, images: np.ndarray, holes: np.ndarray) -> list[Any]:
