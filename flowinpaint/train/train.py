@@ -182,8 +182,7 @@ def _data_module(config):
 
 def data_mean_pixel(config, pipeline, num_batches: int = 8) -> tuple[float, ...]:
   """The mean RGB of the first `num_batches` training batches (seeded: the same on resume)."""
-  data = ml_collections.ConfigDict(dict(config.data.to_dict(), num_workers=0))
-  batches = pipeline.train_batches(data, batch_size=config.batch_size,
+  batches = pipeline.train_batches(config.data, batch_size=config.batch_size,
                                    image_size=config.image_size, seed=config.seed,
                                    mask_kind=config.data.mask_kind, num_workers=0)
   images = np.stack([next(batches)["image"] for _ in range(num_batches)])
