@@ -123,6 +123,14 @@ def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np
   return cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def _make_part(flag: str, value: str, make):
+  """`make(value)`, its bad name or missing checkpoint as a one-line error naming `flag`."""
+  try:
+    return make(value)
+  except (FileNotFoundError, ValueError) as e:
+    raise UserError(f"{flag} {value}: {e}") from None
+
+
 @cli_entry
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
@@ -167,20 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
       if info.audio.others:
         print(f"note: {args.video} has {info.audio.others + 1} audio streams; only the default "
               f"one ({info.audio}) is kept", file=sys.stderr)
-  from flowinpaint.video.flow import make_flow_estimator
-  try:
-    estimator = make_flow_estimator(args.flow)
-  except (FileNotFoundError, ValueError) as e:
-    raise UserError(f"--flow {args.flow}: {e}") from None
-  try:
-    completer = pipeline.make_flow_completer(args.flow_completion)
-  except (FileNotFoundError, ValueError) as e:
-    raise UserError(f"--flow-completion {args.flow_completion}: {e}") from None
   from flowinpaint.inference import make_inpainter
-  try:
-    inpainter = make_inpainter(args.fill_method)
-  except (FileNotFoundError, ValueError) as e:
-    raise UserError(f"--fill-method {args.fill_method}: {e}") from None
+  from flowinpaint.video.flow import make_flow_estimator
+  estimator = _make_part("--flow", args.flow, make_flow_estimator)
+  completer = _make_part("--flow-completion", args.flow_completion, pipeline.make_flow_completer)
+  inpainter = _make_part("--fill-method", args.fill_method, make_inpainter)
 
   keep = set(indices)
 
