@@ -31,6 +31,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from flowinpaint import aux_outputs
+from flowinpaint import inference
 from flowinpaint.errors import UserError, cli_entry
 
 METRIC_KEYS = ("psnr", "ssim", "l1", "l2", "psnr_hole", "ssim_hole", "l1_hole", "l2_hole",
@@ -90,7 +91,6 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray) ->
     'first_call_seconds' (the warm-up: compilation included) and 'compile_seconds' (the
     warm-up's excess over the steady-state time of the same images); 'outputs' is NOT included.
   """
-  from flowinpaint import inference
   images = _as_uint8_images(images)
   masks = np.asarray(masks)
   if masks.ndim == 4:
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
               formatter_class=argparse.RawDescriptionHelpFormatter)
   how = p.add_mutually_exclusive_group()
   how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
-  how.add_argument("--method", choices=("telea", "ns"), help="a classical OpenCV method")
+  how.add_argument("--method", choices=inference.method_names(),
+                   help="a method that needs no trained model: " + inference.methods_help())
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--images", required=True, help="folder of images (searched recursively)")
   p.add_argument("--size", type=int, default=256, help="centre square resized to SIZE x SIZE")
@@ -193,7 +194,6 @@ class AuxRecorder:
     self.aux: dict[str, np.ndarray] = {}
 
   def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    from flowinpaint import inference
     holes = np.stack([inference.as_hole_mask(m, images.shape[1:3]) for m in masks])
     pred, self.aux = self.inpainter.predict_with_aux(images, holes, self.keys)
     return np.stack([inference.composite(p, x, h) for p, x, h in zip(pred, images, holes)])
@@ -246,7 +246,8 @@ def _json_safe(x: Any) -> Any:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   if not args.method and not args.checkpoint:
-    raise UserError("choose what to evaluate: --method telea|ns or --checkpoint DIR")
+    methods = "|".join(inference.method_names())
+    raise UserError(f"choose what to evaluate: --method {methods} or --checkpoint DIR")
   if args.size < 8:
     raise UserError(f"--size must be >= 8, got {args.size}")
   if args.num is not None and args.num < 1:
@@ -257,7 +258,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   aux_outputs.check_request(dirs, args.method)
   # Data first: a wrong folder or mask kind fails before any model is loaded.
   images, masks = _load(args)
-  from flowinpaint import inference
   inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
                else inference.make_inpainter(args.checkpoint))
   aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")

@@ -324,8 +324,35 @@ def inpaint_batch(inpainter: Inpainter, images: np.ndarray, masks: np.ndarray) -
   return np.stack([inpainter(x, m) for x, m in zip(images, masks)])
 
 
-def make_inpainter(spec: str, *, radius: int = 3, **kwargs) -> Inpainter:
-  """'telea' / 'ns' -> ClassicalInpainter; anything else is a checkpoint path -> ModelInpainter."""
-  if spec in CLASSICAL_METHODS:
-    return ClassicalInpainter(spec, radius=radius)
-  return ModelInpainter.from_checkpoint(spec, **kwargs)
+def _classical(method: str):
+  def make(*, radius: int = 3, **_) -> Inpainter:
+    return ClassicalInpainter(method, radius=radius)
+  return make
+
+
+# The methods that need no checkpoint: name -> (factory, one-line description). The tools
+# (inpaint, evaluate, serve, remove's --fill-method) offer exactly these names. A factory takes
+# the tools' method options as keywords (radius, ...) and ignores the ones it has no use for,
+# so one call serves every method.
+METHODS: dict[str, tuple[Any, str]] = {
+    "telea": (_classical("telea"), "OpenCV's Telea fast marching (classical; blurs large holes)"),
+    "ns": (_classical("ns"), "OpenCV's Navier-Stokes diffusion (classical)"),
+}
+
+
+def method_names() -> tuple[str, ...]:
+  return tuple(METHODS)
+
+
+def methods_help() -> str:
+  """'telea (OpenCV's ...), ns (...)': for --method's help text."""
+  return "; ".join(f"{name}: {desc}" for name, (_, desc) in METHODS.items())
+
+
+def make_inpainter(spec: str, **options) -> Inpainter:
+  """A METHODS name -> that method (built with `options`); anything else is a checkpoint path ->
+  ModelInpainter (`options` go to it: max_batch, ...)."""
+  if spec in METHODS:
+    return METHODS[spec][0](**options)
+  options.pop("radius", None)
+  return ModelInpainter.from_checkpoint(spec, **options)

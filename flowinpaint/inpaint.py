@@ -29,6 +29,7 @@ import numpy as np
 
 from flowinpaint import aux_outputs
 from flowinpaint import image_io
+from flowinpaint import inference
 from flowinpaint.data import masks as mask_ops
 from flowinpaint.errors import UserError, cli_entry
 
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="output file (single image) or folder; never one of the inputs")
   how = p.add_mutually_exclusive_group()
   how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
-  how.add_argument("--method", choices=("telea", "ns"),
-                   help="a classical OpenCV method instead of a trained model")
+  how.add_argument("--method", choices=inference.method_names(),
+                   help="a method that needs no trained model: " + inference.methods_help())
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--resize-mask", action="store_true",
                  help="resize a mask of another size to the image (nearest neighbour)")
@@ -212,8 +213,6 @@ def _check_aux_paths(jobs: Sequence[Job], dirs: dict[str, str], inputs: Sequence
 
 
 def _make_inpainter(args: argparse.Namespace):
-  # Imported here so that `--help` and argument errors do not wait for JAX.
-  from flowinpaint import inference
   if args.method:
     return inference.make_inpainter(args.method, radius=args.radius)
   return inference.make_inpainter(args.checkpoint)
@@ -327,7 +326,8 @@ def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   if not args.method and not args.checkpoint:
-    raise UserError("choose how to fill: --method telea|ns (classical, no model) or "
+    methods = "|".join(inference.method_names())
+    raise UserError(f"choose how to fill: --method {methods} (no model) or "
                     "--checkpoint DIR (a trained flowinpaint model)")
   if args.radius < 1:
     raise UserError(f"--radius must be >= 1, got {args.radius}")
