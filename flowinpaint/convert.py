@@ -18,6 +18,8 @@ discriminator when the TF checkpoint has one, else a freshly initialised one).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import importlib.util
 import json
 import os
@@ -26,11 +28,49 @@ from typing import Any, Optional, Sequence
 
 from flowinpaint.errors import UserError, cli_entry
 
-FORMATS = ("deepfill_v2_pytorch", "deepfill_v2_tf")
+# One row per source format: name -> ("module:function", what FILE is). The function takes
+# (path, options) and returns a `Converted`; it is imported only when its format is asked for.
+IMPORTERS: dict[str, tuple[str, str]] = {
+    "deepfill_v2_pytorch": ("flowinpaint.convert:convert_deepfill_v2",
+                            "the PyTorch port's generator .pth (nipponjo/deepfillv2-pytorch)"),
+    "deepfill_v2_tf": ("flowinpaint.convert:convert_deepfill_v2",
+                       "DeepFill v2's official TF release: the checkpoint folder, prefix or "
+                       ".index file"),
+}
+FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.
 DEFAULT_VARIANT = {"deepfill_v2_pytorch": "port", "deepfill_v2_tf": "tf"}
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               "configs", "deepfill_v2.py")
+_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_DEFAULT_CONFIG = os.path.join(_CONFIGS, "deepfill_v2.py")
+
+
+@dataclasses.dataclass
+class Converted:
+  """What an importer returns: the checkpoint's config and variables, and a record of the source.
+
+  `config` is the training config written with the checkpoint (its model.name picks the
+  generator); `d_vars` None means a fresh discriminator; `source` is stored in the checkpoint as
+  'converted_from'; `summary` is what the command line prints after 'wrote DIR'.
+  """
+  config: Any
+  g_vars: dict[str, Any]
+  d_vars: Optional[dict[str, Any]] = None
+  source: dict[str, Any] = dataclasses.field(default_factory=dict)
+  summary: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """The command line's knobs that importers read (each reads the ones it has a use for)."""
+  variant: Optional[str] = None
+  config_path: Optional[str] = None
+
+
+def _importer(fmt: str):
+  if fmt not in IMPORTERS:
+    raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+  module, function = IMPORTERS[fmt][0].split(":")
+  return getattr(importlib.import_module(module), function)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,16 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m flowinpaint.convert", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
   p.add_argument("--from", dest="fmt", nargs=2, metavar=("FORMAT", "FILE"), required=True,
-                 help=f"the source format ({', '.join(FORMATS)}) and its file (for "
-                 "deepfill_v2_tf: the checkpoint folder, prefix or .index file)")
+                 help="the source format and its file: " + "; ".join(
+                     f"{name}: {what}" for name, (_, what) in IMPORTERS.items()))
   p.add_argument("--to", required=True, help="a new (or empty) folder for the checkpoint")
   p.add_argument("--variant", choices=("port", "tf"), default=None,
-                 help="contextual attention as the PyTorch port runs it (the default for "
-                 "deepfill_v2_pytorch; reproduces its outputs) or as the official TF model "
-                 "(score fusion on; the default for deepfill_v2_tf)")
-  p.add_argument("--config", default=_DEFAULT_CONFIG,
-                 help="the training config recorded in the checkpoint (default: "
-                 "configs/deepfill_v2.py)")
+                 help="DeepFill v2: contextual attention as the PyTorch port runs it (the "
+                 "default for deepfill_v2_pytorch; reproduces its outputs) or as the official "
+                 "TF model (score fusion on; the default for deepfill_v2_tf)")
+  p.add_argument("--config", default=None,
+                 help="the training config recorded in the checkpoint (default: the format's "
+                 "own, e.g. configs/deepfill_v2.py)")
   return p
 
 
@@ -173,17 +213,10 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
     ckpt.close()
 
 
-def convert(fmt: str, path: str, target: str, *, variant: Optional[str] = None,
-            config_path: str = _DEFAULT_CONFIG) -> str:
-  """Converts `path` (format `fmt`) into a new checkpoint folder `target`; returns its path.
-
-  `variant` ('port' or 'tf') picks the contextual attention; by default the one the weights were
-  last run with (DEFAULT_VARIANT).
-  """
-  if fmt not in FORMATS:
-    raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-  variant = variant or DEFAULT_VARIANT[fmt]
-  target = _check_target(target)
+def convert_deepfill_v2(path: str, options: Options, fmt: str) -> Converted:
+  """DeepFill v2 from the port's .pth or the official TF release (`fmt` says which)."""
+  variant = options.variant or DEFAULT_VARIANT[fmt]
+  config_path = options.config_path or _DEFAULT_CONFIG
   from flowinpaint.weights import deepfill_v2_tf, deepfill_v2_torch
   config = load_config(config_path)
   if config.model.name != "deepfill_v2":
@@ -199,14 +232,6 @@ def convert(fmt: str, path: str, target: str, *, variant: Optional[str] = None,
   config.model.cnum = deepfill_v2_torch.CNUM
   for key, value in deepfill_v2_torch.VARIANTS[variant].items():
     config.model[key] = value
-  from flowinpaint.models.deepfill_v2 import DeepFillV2Generator
-  fields = getattr(DeepFillV2Generator, "__dataclass_fields__", {})
-  if variant == "port" and not all(k in fields for k in deepfill_v2_torch.VARIANTS["port"]):
-    # Recorded in the config anyway, so the checkpoint runs as the port once the generator
-    # reads these keys.
-    print("warning: this flowinpaint's DeepFill v2 generator cannot switch its contextual "
-          "attention to the port's variant yet; it runs the weights with the TF variant "
-          "(outputs differ slightly from the port's)", file=sys.stderr)
   source = {"format": fmt, "file": os.path.basename(os.path.normpath(path)),
             "variant": variant}
   if fmt == "deepfill_v2_tf":
@@ -216,18 +241,31 @@ def convert(fmt: str, path: str, target: str, *, variant: Optional[str] = None,
     if d_vars is None:
       print("note: the checkpoint holds no discriminator; fine-tuning starts from a fresh one",
             file=sys.stderr)
-  write_checkpoint(target, g_vars, config, source, d_vars=d_vars)
-  return target
+  return Converted(config, g_vars, d_vars, source, summary=f"DeepFill v2, {variant} attention")
+
+
+def convert(fmt: str, path: str, target: str, *, variant: Optional[str] = None,
+            config_path: Optional[str] = None) -> tuple[str, Converted]:
+  """Converts `path` (format `fmt`, one of FORMATS) into a new checkpoint folder `target`.
+
+  `variant` and `config_path` are the command line's --variant and --config. Returns the
+  folder's absolute path and what was converted. Nothing is written when reading fails.
+  """
+  function = _importer(fmt)
+  target = _check_target(target)
+  converted = function(path, Options(variant=variant, config_path=config_path), fmt)
+  write_checkpoint(target, converted.g_vars, converted.config, converted.source,
+                   d_vars=converted.d_vars)
+  return target, converted
 
 
 @cli_entry
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   fmt, path = args.fmt
-  variant = args.variant or DEFAULT_VARIANT.get(fmt, "port")
-  target = convert(fmt, path, args.to, variant=variant, config_path=args.config)
-  print(f"wrote {target} (DeepFill v2, {variant} attention); use it with --checkpoint "
-        f"{target}")
+  target, converted = convert(fmt, path, args.to, variant=args.variant, config_path=args.config)
+  what = f" ({converted.summary})" if converted.summary else ""
+  print(f"wrote {target}{what}; use it with --checkpoint {target}")
   return 0
 
 
