@@ -103,7 +103,7 @@ def _edge_connect(name: str, dataset: str) -> Release:
 
 def _structure_flow(name: str, dataset: str) -> Release:
   return Release(name, "StructureFlow", dataset, "structure_flow_pth",
-                 (File("structure_gen.pth"), File("flow_gen.pth")), _SFLOW,
+                 (File("latest_net_s_gen.pth"), File("latest_net_f_gen.pth")), _SFLOW,
                  "see the authors' repository (research use)")
 
 
