@@ -36,6 +36,12 @@ IMPORTERS: dict[str, tuple[str, str]] = {
     "deepfill_v2_tf": ("flowinpaint.convert:convert_deepfill_v2",
                        "DeepFill v2's official TF release: the checkpoint folder, prefix or "
                        ".index file"),
+    "deepfill_v1_tf": ("flowinpaint.weights.deepfill_v1_tf:convert",
+                       "DeepFill v1's official TF release (generative_inpainting v1.0.0): the "
+                       "checkpoint folder, prefix or .index file"),
+    "glcic_t7": ("flowinpaint.weights.glcic_t7:convert",
+                 "GLCIC's official Torch7 model (siggraph2017_inpainting), e.g. "
+                 "completionnet_places2.t7"),
 }
 FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.
