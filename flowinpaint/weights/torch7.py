@@ -44,6 +44,12 @@ class T7Error(ValueError):
   """Not a Torch7 file this reader can read, or a damaged one (one line, says which)."""
 
 
+class LuaTable(dict):
+  """A Lua table: a dict that, like Lua, can itself be a key of another table (by identity),
+  as nngraph's node maps use them."""
+  __hash__ = object.__hash__
+
+
 @dataclasses.dataclass(eq=False)
 class TorchObject:
   """An instance of a Torch class that is not a tensor or storage, e.g. `nn.SpatialConvolution`.
@@ -63,6 +69,13 @@ class TorchObject:
 
   def __repr__(self) -> str:
     return f'TorchObject({self.typename!r}, fields={sorted(map(str, self.fields))})'
+
+
+class _ArrayKey:
+  """A tensor used as a table key (identity, as in Lua); `.array` is the tensor."""
+
+  def __init__(self, array: np.ndarray):
+    self.array = array
 
 
 def _element_type(typename: str, kind: str) -> Optional[str]:
@@ -136,17 +149,16 @@ class _Reader:
     raise T7Error(f'unknown type tag {tag} at offset {tag_at} (damaged, or not a binary '
                   'Torch7 file)')
 
-  def table(self, index: int) -> dict:
-    out: dict = {}
+  def table(self, index: int) -> LuaTable:
+    out = LuaTable()
     self.objects[index] = out  # before the contents: a table may contain itself
     for _ in range(self.count('table size')):
       key = self.value()
       if isinstance(key, float) and key.is_integer():
         key = int(key)
-      try:
-        out[key] = self.value()
-      except TypeError as e:  # an unhashable key (a table used as a key)
-        raise T7Error(f'a table key of type {type(key).__name__} is not supported') from e
+      if isinstance(key, np.ndarray):
+        key = _ArrayKey(key)
+      out[key] = self.value()
     return out
 
   def torch(self, index: int) -> Any:
@@ -171,10 +183,16 @@ class _Reader:
       # that fields referring back to the object find it.
       out = TorchObject(typename, {}, version)
       self.objects[index] = out
-      fields = self.value()
+      at = self.pos
+      try:
+        fields = self.value()
+      except T7Error as e:
+        raise T7Error(f'the {typename} object at offset {at} is not a table of fields (a '
+                      f'class with its own serialiser is not supported): {e}') from e
       if not isinstance(fields, dict):
-        raise T7Error(f'{typename} object holds a {type(fields).__name__}, not a table of '
-                      'fields (a class with its own serialiser is not supported)')
+        raise T7Error(f'the {typename} object at offset {at} holds a '
+                      f'{type(fields).__name__}, not a table of fields (a class with its own '
+                      'serialiser is not supported)')
       out.fields = fields
     self.objects[index] = out
     return out
