@@ -177,35 +177,39 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
   from flowinpaint.train import state as state_lib
 
   models = train.Models(config)
-  params = jax.tree.map(jnp.asarray, g_vars["params"])
-  # The generator's variable structure from tracing alone: compiling its init costs ~1 min on
-  # CPU, and its values would be thrown away.
+  # Every collection the generator has (GLCIC's BatchNorm statistics too).
+  g_vars = {name: jax.tree.map(jnp.asarray, tree) for name, tree in g_vars.items()}
   image = jnp.zeros((1, 64, 64, 3), jnp.float32)
   mask = jnp.zeros((1, 64, 64, 1), jnp.float32)
+  # The generator's variable structure from tracing alone: compiling its init costs ~1 min on
+  # CPU, and its values would be thrown away.
   abstract = jax.eval_shape(lambda: models.generator.init(jax.random.key(0), image, mask,
                                                           train=False))
-  if set(abstract) != {"params"} or (jax.tree.map(lambda x: (x.shape, x.dtype), params) !=
-                                     jax.tree.map(lambda x: (x.shape, x.dtype),
-                                                  abstract["params"])):
+  spec = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+  if spec(g_vars) != spec(dict(abstract)):
     raise UserError("internal: converted parameters do not match the generator of the config")
   rng = jax.random.key_data(jax.random.key(config.seed))
-  # The rest as state.create_state builds it: a fresh discriminator and optimiser states.
+  # The rest as state.create_state builds it: a fresh discriminator and optimiser states. The
+  # discriminator sees training-size images (DeepFill v1's and GLCIC's have dense layers).
   d_opt = {}
   if models.discriminator is not None:
     d_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
-    d_init = lambda: models.discriminator.init(d_rng, image, mask, train=False)
+    size = int(config.get("image_size", 64))
+    d_image = jnp.zeros((1, size, size, 3), jnp.float32)
+    d_mask = jnp.zeros((1, size, size, 1), jnp.float32)
+    d_init = lambda: models.discriminator.init(d_rng, d_image, d_mask, train=False)
     if d_vars is not None:
       d_vars = jax.tree.map(jnp.asarray, d_vars)
-      if (jax.tree.map(lambda x: (x.shape, x.dtype), d_vars) !=
-          jax.tree.map(lambda x: (x.shape, x.dtype), dict(jax.eval_shape(d_init)))):
+      if spec(d_vars) != spec(dict(jax.eval_shape(d_init))):
         raise UserError("internal: converted discriminator does not match the config's")
     else:
       d_vars = dict(d_init())
     d_opt = models.d_tx.init(d_vars["params"])
   else:
     d_vars = {}
-  state = state_lib.GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars={"params": params},
-                             g_opt=models.g_tx.init(params), d_vars=d_vars, d_opt=d_opt)
+  state = state_lib.GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars=g_vars,
+                             g_opt=models.g_tx.init(g_vars["params"]), d_vars=d_vars,
+                             d_opt=d_opt)
   os.makedirs(target, exist_ok=True)
   config_json = checkpointing.config_to_json(config)
   with open(os.path.join(target, "config.json"), "w") as f:
