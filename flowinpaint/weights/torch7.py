@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import struct
 from typing import Any, Optional
 
@@ -234,14 +235,16 @@ class _Reader:
     return np.zeros(size, storage.dtype.newbyteorder('='))
 
 
-def _looks_ascii(head: bytes) -> bool:
-  return bool(head) and all(chr(b).isdigit() or chr(b) in ' \n\r-' for b in head[:8])
+def _looks_ascii(data: bytes) -> bool:
+  """An ASCII file starts with its first type tag as text: a digit and a line break."""
+  return re.match(rb'[0-8]\r?\n', data[:3]) is not None
 
 
 def loads(data: bytes, *, long_size: Optional[int] = None) -> Any:
   """The object stored in a Torch7 binary file's bytes (see the module docstring for types).
 
-  `long_size` None tries 8-byte longs, then 4-byte ones (files written on Windows).
+  `long_size` None tries 8-byte longs, then 4-byte ones (files written on Windows); a reading
+  counts only if it ends exactly at the end of the file.
   """
   if len(data) < 4:
     raise T7Error(f'{len(data)} bytes is too short for a Torch7 file')
@@ -251,6 +254,9 @@ def loads(data: bytes, *, long_size: Optional[int] = None) -> Any:
     reader = _Reader(data, size)
     try:
       out = reader.value()
+      if reader.pos != len(data):
+        raise T7Error(f'{len(data) - reader.pos} bytes follow the stored object (damaged, or '
+                      'not a Torch7 file)')
     except T7Error as e:
       first = first or e
       continue

@@ -31,6 +31,11 @@ STORAGE_OF = {np.dtype(np.float32): "Float", np.dtype(np.float64): "Double",
               np.dtype(np.uint8): "Byte", np.dtype(np.float16): "Half"}
 
 
+class Table(dict):
+  """A table that can be a key of another table (Lua compares tables by identity)."""
+  __hash__ = object.__hash__
+
+
 class Module:
   """A Torch class instance written as its fields (e.g. nn.SpatialConvolution)."""
 
