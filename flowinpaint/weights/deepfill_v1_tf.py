@@ -140,6 +140,12 @@ def convert_generator(variables: Mapping[str, Any], *, bgr_to_rgb: bool = True
   if not any(n.startswith(G_SCOPE + '/') for n in variables):
     raise ConversionError('not a DeepFill v1 checkpoint: it has no inpaint_net/ variables '
                           f'(it has {_some(sorted(variables))})')
+  first = np.shape(variables.get(f'{G_SCOPE}/conv1/kernel', ()))
+  if len(first) == 4 and first[-1] != CNUM:
+    hint = (' (48 outputs, gated: DeepFill v2\'s release; use --from deepfill_v2_tf)'
+            if first[-1] == 48 else '')
+    raise ConversionError(f'{G_SCOPE}/conv1/kernel has {first[-1]} outputs, the DeepFill v1 '
+                          f'release {CNUM}{hint}')
   shapes = generator_shapes()
   expected = {tf_name(p): (p, s) for p, s in sorted(shapes.items())}
   _check_names(G_SCOPE, variables, list(expected), 'generator (inpaint_net/, cnum=32)')

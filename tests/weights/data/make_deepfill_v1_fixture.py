@@ -44,7 +44,7 @@ from tests.weights import deepfill_v1_release as R  # noqa: E402
 
 SEED = 11
 BATCH, HEIGHT, WIDTH = 2, 64, 96
-LOCAL = (32, 32)
+LOCAL, GLOBAL = (32, 32), (64, 64)  # the critics' inputs (square, as the release's)
 
 
 def inputs():
@@ -64,7 +64,7 @@ def inputs():
   mask[:, 18:42, 30:70] = 1.
   mask[:, 48:56, 10:18] = 1.
   local = rng.uniform(-1, 1, (BATCH,) + LOCAL + (3,)).astype(np.float32)
-  glob = rng.uniform(-1, 1, (BATCH, HEIGHT, WIDTH, 3)).astype(np.float32)
+  glob = rng.uniform(-1, 1, (BATCH,) + GLOBAL + (3,)).astype(np.float32)
   return np.stack(images).astype(np.float32), mask, local, glob
 
 
@@ -116,7 +116,7 @@ def main() -> None:
 
   images, mask, local, glob = inputs()
   weights = R.random_generator(SEED)
-  weights.update(R.random_critics(SEED, LOCAL, (HEIGHT, WIDTH)))
+  weights.update(R.random_critics(SEED, LOCAL, GLOBAL))
 
   model = inpaint_model.InpaintCAModel()
   x = tf1.constant(images)
