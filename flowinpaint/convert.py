@@ -2,13 +2,17 @@
 
   python -m flowinpaint.convert --from deepfill_v2_tf release_places2_256/ --to places2/
   python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
+  python -m flowinpaint.convert --from deepfill_v1_tf release_places2_256/ --to v1_places2/
+  python -m flowinpaint.convert --from glcic_t7 completionnet_places2.t7 --to glcic/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
 
 deepfill_v2_tf reads the official TensorFlow release (a folder with `checkpoint`, `snap-0.index`
 and `snap-0.data-00000-of-00001`, or the prefix .../snap-0) without TensorFlow;
 deepfill_v2_pytorch reads the PyTorch port's .pth without torch and without unpickling anything
-but tensors (so a downloaded file cannot run code). See experiments/pretrained/README.md for
+but tensors (so a downloaded file cannot run code). deepfill_v1_tf reads DeepFill v1's official
+TF release (v1.0.0, the same folder layout); glcic_t7 reads GLCIC's official Torch7 model
+(completionnet_places2.t7) without Lua or torch. See experiments/pretrained/README.md for
 where to get the files and their licence. The target folder is a flowinpaint workdir
 (config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
 --checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's

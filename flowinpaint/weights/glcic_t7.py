@@ -1,4 +1,4 @@
-"""GLCIC's completion network from the authors' Torch7 model (satoshiiizuka/siggraph2017_inpainting).
+"""GLCIC's completion network from the authors' Torch7 model (siggraph2017_inpainting).
 
 `completionnet_places2.t7` (and the later `completionnet_places2_freeform.t7` and
 `completionnet_celeba.t7`, if they share the layout) is `torch.save` of a Lua table
