@@ -130,17 +130,20 @@ def test_glcic_t7_to_checkpoint_to_inpaint_with_postprocess(tmp_path):
   assert np.any(post[hole] != got[hole])  # Telea + Poisson blending changed the fill
 
 
-@pytest.mark.parametrize("fmt,content,message", [
-    ("glcic_t7", b"<html>Not Found</html>", "is not a Torch7 file this reader can read"),
-    ("glcic_t7", None, "does not exist"),
-    ("deepfill_v1_tf", None, "does not exist"),
+@pytest.mark.parametrize("fmt,content,message,extra", [
+    ("glcic_t7", b"<html>Not Found</html>", "is not a Torch7 file this reader can read", ()),
+    ("glcic_t7", None, "does not exist", ()),
+    ("deepfill_v1_tf", None, "does not exist", ()),
+    ("glcic_t7", None, "--variant is for DeepFill v2", ("--variant", "tf")),
+    ("deepfill_v1_tf", None, "is for model 'deepfill_v2', not deepfill_v1",
+     ("--config", os.path.join(ROOT, "configs", "deepfill_v2.py"))),
 ])
-def test_errors_are_one_line(tmp_path, fmt, content, message):
+def test_errors_are_one_line(tmp_path, fmt, content, message, extra):
   path = tmp_path / "model.t7"
   if content is not None:
     path.write_bytes(content)
   res = cli.run_module("flowinpaint.convert", "--from", fmt, path, "--to", tmp_path / "out",
-                       cwd=ROOT)
+                       *extra, cwd=ROOT)
   cli.assert_user_error(res, message)
   assert not (tmp_path / "out").exists()
 
