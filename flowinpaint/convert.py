@@ -2,13 +2,17 @@
 
   python -m flowinpaint.convert --from deepfill_v2_tf release_places2_256/ --to places2/
   python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
+  python -m flowinpaint.convert --from deepfill_v1_tf release_places2_256/ --to v1_places2/
+  python -m flowinpaint.convert --from glcic_t7 completionnet_places2.t7 --to glcic/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
 
 deepfill_v2_tf reads the official TensorFlow release (a folder with `checkpoint`, `snap-0.index`
 and `snap-0.data-00000-of-00001`, or the prefix .../snap-0) without TensorFlow;
 deepfill_v2_pytorch reads the PyTorch port's .pth without torch and without unpickling anything
-but tensors (so a downloaded file cannot run code). See experiments/pretrained/README.md for
+but tensors (so a downloaded file cannot run code). deepfill_v1_tf reads DeepFill v1's official
+TF release (v1.0.0, the same folder layout); glcic_t7 reads GLCIC's official Torch7 model
+(completionnet_places2.t7) without Lua or torch. See experiments/pretrained/README.md for
 where to get the files and their licence. The target folder is a flowinpaint workdir
 (config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
 --checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's
@@ -36,6 +40,12 @@ IMPORTERS: dict[str, tuple[str, str]] = {
     "deepfill_v2_tf": ("flowinpaint.convert:convert_deepfill_v2",
                        "DeepFill v2's official TF release: the checkpoint folder, prefix or "
                        ".index file"),
+    "deepfill_v1_tf": ("flowinpaint.weights.deepfill_v1_tf:convert",
+                       "DeepFill v1's official TF release (generative_inpainting v1.0.0): the "
+                       "checkpoint folder, prefix or .index file"),
+    "glcic_t7": ("flowinpaint.weights.glcic_t7:convert",
+                 "GLCIC's official Torch7 model (siggraph2017_inpainting), e.g. "
+                 "completionnet_places2.t7"),
 }
 FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.
@@ -171,35 +181,39 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
   from flowinpaint.train import state as state_lib
 
   models = train.Models(config)
-  params = jax.tree.map(jnp.asarray, g_vars["params"])
-  # The generator's variable structure from tracing alone: compiling its init costs ~1 min on
-  # CPU, and its values would be thrown away.
+  # Every collection the generator has (GLCIC's BatchNorm statistics too).
+  g_vars = {name: jax.tree.map(jnp.asarray, tree) for name, tree in g_vars.items()}
   image = jnp.zeros((1, 64, 64, 3), jnp.float32)
   mask = jnp.zeros((1, 64, 64, 1), jnp.float32)
+  # The generator's variable structure from tracing alone: compiling its init costs ~1 min on
+  # CPU, and its values would be thrown away.
   abstract = jax.eval_shape(lambda: models.generator.init(jax.random.key(0), image, mask,
                                                           train=False))
-  if set(abstract) != {"params"} or (jax.tree.map(lambda x: (x.shape, x.dtype), params) !=
-                                     jax.tree.map(lambda x: (x.shape, x.dtype),
-                                                  abstract["params"])):
+  spec = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+  if spec(g_vars) != spec(dict(abstract)):
     raise UserError("internal: converted parameters do not match the generator of the config")
   rng = jax.random.key_data(jax.random.key(config.seed))
-  # The rest as state.create_state builds it: a fresh discriminator and optimiser states.
+  # The rest as state.create_state builds it: a fresh discriminator and optimiser states. The
+  # discriminator sees training-size images (DeepFill v1's and GLCIC's have dense layers).
   d_opt = {}
   if models.discriminator is not None:
     d_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
-    d_init = lambda: models.discriminator.init(d_rng, image, mask, train=False)
+    size = int(config.get("image_size", 64))
+    d_image = jnp.zeros((1, size, size, 3), jnp.float32)
+    d_mask = jnp.zeros((1, size, size, 1), jnp.float32)
+    d_init = lambda: models.discriminator.init(d_rng, d_image, d_mask, train=False)
     if d_vars is not None:
       d_vars = jax.tree.map(jnp.asarray, d_vars)
-      if (jax.tree.map(lambda x: (x.shape, x.dtype), d_vars) !=
-          jax.tree.map(lambda x: (x.shape, x.dtype), dict(jax.eval_shape(d_init)))):
+      if spec(d_vars) != spec(dict(jax.eval_shape(d_init))):
         raise UserError("internal: converted discriminator does not match the config's")
     else:
       d_vars = dict(d_init())
     d_opt = models.d_tx.init(d_vars["params"])
   else:
     d_vars = {}
-  state = state_lib.GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars={"params": params},
-                             g_opt=models.g_tx.init(params), d_vars=d_vars, d_opt=d_opt)
+  state = state_lib.GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars=g_vars,
+                             g_opt=models.g_tx.init(g_vars["params"]), d_vars=d_vars,
+                             d_opt=d_opt)
   os.makedirs(target, exist_ok=True)
   config_json = checkpointing.config_to_json(config)
   with open(os.path.join(target, "config.json"), "w") as f:

@@ -8,6 +8,11 @@
   numpy WITHOUT TensorFlow.
 * `deepfill_v2_tf`: maps the official DeepFill v2 TF release (JiahuiYu/generative_inpainting
   v2.0.0, `inpaint_net/*` and `discriminator/*`, BGR) onto `DeepFillV2Generator` / `SNPatchGAN`.
+* `deepfill_v1_tf`: maps the official DeepFill v1 TF release (v1.0.0, BGR) onto
+  `deepfill_v1.Generator(tf_resize=True)` and its WGAN critics.
+* `torch7`: reads Torch7 (Lua torch) `.t7` files into Python and numpy WITHOUT Lua or torch.
+* `glcic_t7`: maps GLCIC's official Torch7 model (`completionnet_places2.t7`) onto
+  `glcic.CompletionNetwork(variant='official')`.
 
 The command-line front end is `python -m flowinpaint.convert`.
 """
