@@ -124,6 +124,35 @@ def random_state_dict(seed: int, network=FLOWNET2) -> dict[str, np.ndarray]:
   return sd
 
 
+def variant_state_dict(full: dict[str, np.ndarray], variant: str) -> dict[str, np.ndarray]:
+  """The state dict of NVIDIA's `variant` checkpoint made from a full FlowNet2 one (no copies):
+  FlowNet2CS / CSS keep their sub-networks' prefixed names, FlowNet2C / SD take flownetc /
+  flownets_d without the prefix, and FlowNet2S (6 input channels) takes flownets_1 with the
+  first 6 input channels of its conv1."""
+  def keep(*prefixes):
+    return collections.OrderedDict((k, v) for k, v in full.items() if k.startswith(prefixes))
+
+  def strip(prefix):
+    return collections.OrderedDict((k[len(prefix):], v) for k, v in full.items()
+                                   if k.startswith(prefix))
+
+  if variant == "FlowNet2":
+    return full
+  if variant == "FlowNet2CS":
+    return keep("flownetc.", "flownets_1.")
+  if variant == "FlowNet2CSS":
+    return keep("flownetc.", "flownets_1.", "flownets_2.")
+  if variant == "FlowNet2C":
+    return strip("flownetc.")
+  if variant == "FlowNet2SD":
+    return strip("flownets_d.")
+  if variant == "FlowNet2S":
+    sd = strip("flownets_1.")
+    sd["conv1.0.weight"] = np.ascontiguousarray(sd["conv1.0.weight"][:, :6])
+    return sd
+  raise ValueError(variant)
+
+
 def checkpoint(state_dict) -> dict:
   """What NVIDIA's convert.py passed to torch.save."""
   return {"epoch": 0, "state_dict": state_dict, "best_EPE": 1e10}

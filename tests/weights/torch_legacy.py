@@ -48,7 +48,7 @@ class _Writer:
     self.storages: dict[str, np.ndarray] = {}
 
   def tensor(self, value: np.ndarray) -> bytes:
-    value = np.ascontiguousarray(value)
+    value = np.asarray(value, order="C")  # (ascontiguousarray would make a scalar 1-d)
     key = str(int(self.rng.integers(10**13, 10**14)))
     self.storages[key] = value
     module = b"torch.cuda" if self.cuda else b"torch"

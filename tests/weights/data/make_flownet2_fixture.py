@@ -49,7 +49,7 @@ def main(authors: str, cpu_ops: str) -> None:
     fp16 = False
 
   torch.set_grad_enabled(False)
-  sd = {k: torch.from_numpy(v) for k, v in flownet2_release.random_state_dict(SEED).items()}
+  full = flownet2_release.random_state_dict(SEED)
   pairs = frames()
   # The authors' input: [B, 3, 2, H, W] float RGB 0..255.
   inputs = torch.from_numpy(pairs.astype(np.float32)).permute(0, 4, 1, 2, 3).contiguous()
@@ -57,7 +57,7 @@ def main(authors: str, cpu_ops: str) -> None:
   out = {"seed": np.int64(SEED), "frames": pairs, "torch_version": np.array(torch.__version__)}
 
   net = models.FlowNet2(Args()).eval()
-  net.load_state_dict(sd)
+  net.load_state_dict({k: torch.from_numpy(v) for k, v in full.items()})
   seen = {}
   for name in SUBNETS:
     def hook(module, args, result, name=name):
@@ -68,24 +68,10 @@ def main(authors: str, cpu_ops: str) -> None:
     out[f"{name}_in"] = nhwc(seen[name][0][:1])
     out[f"{name}_out"] = nhwc(seen[name][1][:1])
 
-  def sub(prefix):
-    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-
-  variants = {
-      "FlowNet2C": (models.FlowNet2C, sub("flownetc.")),
-      # A standalone FlowNet2S takes the 6 frame channels: the first 6 input channels of
-      # flownets_1's conv1 (tests derive it the same way).
-      "FlowNet2S": (models.FlowNet2S, dict(sub("flownets_1."), **{
-          "conv1.0.weight": sd["flownets_1.conv1.0.weight"][:, :6].contiguous()})),
-      "FlowNet2SD": (models.FlowNet2SD, sub("flownets_d.")),
-      "FlowNet2CS": (models.FlowNet2CS, {k: v for k, v in sd.items()
-                                         if k.startswith(("flownetc.", "flownets_1."))}),
-      "FlowNet2CSS": (models.FlowNet2CSS, {k: v for k, v in sd.items() if k.startswith(
-          ("flownetc.", "flownets_1.", "flownets_2."))}),
-  }
-  for name, (cls, weights) in variants.items():
-    model = cls(Args()).eval()
-    model.load_state_dict(weights)
+  for name in ("FlowNet2C", "FlowNet2S", "FlowNet2SD", "FlowNet2CS", "FlowNet2CSS"):
+    model = getattr(models, name)(Args()).eval()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in
+                           flownet2_release.variant_state_dict(full, name).items()})
     out[name] = nhwc(model(inputs))
   for k, v in out.items():
     if k not in ("frames", "seed", "torch_version"):
