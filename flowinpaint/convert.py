@@ -189,7 +189,7 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
   from flowinpaint.train import state as state_lib
 
   models = train.Models(config)
-  params = jax.tree.map(jnp.asarray, g_vars["params"])
+  params = g_vars["params"]
   # The generator's variable structure from tracing alone: compiling its init costs ~1 min on
   # CPU, and its values would be thrown away.
   image = jnp.zeros((1, 64, 64, image_channels), jnp.float32)
@@ -200,6 +200,8 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
                                      jax.tree.map(lambda x: (x.shape, x.dtype),
                                                   abstract["params"])):
     raise UserError("internal: converted parameters do not match the generator of the config")
+  # (Inference-only: the numpy arrays go to orbax as they are, no second copy of the weights.)
+  params = params if inference_only else jax.tree.map(jnp.asarray, params)
   os.makedirs(target, exist_ok=True)
   config_json = checkpointing.config_to_json(config)
   metadata = {"config": config_json, "model": models.spec.name, "data_position": 0, "step": 0,
@@ -295,7 +297,7 @@ def convert_flownet2(path: str, options: Options, fmt: str) -> Converted:
   except OSError as e:
     raise UserError(f"cannot read {path!r}: {e}") from e
   try:
-    variant, g_vars = flownet2_torch.convert(obj)
+    variant, g_vars = flownet2_torch.convert(obj, consume=True)
   except flownet2_torch.ConversionError as e:
     raise UserError(f"{path!r}: {e}") from e
   extra = {k: obj[k] for k in ("epoch", "best_EPE")

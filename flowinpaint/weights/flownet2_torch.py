@@ -105,11 +105,12 @@ def _torch_shape(shape: tuple[int, ...], layer: str) -> tuple[int, ...]:
   return (cin, cout, kh, kw) if layer.startswith(_TRANSPOSED) else (cout, cin, kh, kw)
 
 
-def convert(obj: Any) -> tuple[str, dict[str, Any]]:
+def convert(obj: Any, *, consume: bool = False) -> tuple[str, dict[str, Any]]:
   """A loaded checkpoint (or state dict) -> (variant, `{'params': ...}` of FlowNet2(variant)).
 
-  Arrays are float32 numpy. Raises ConversionError naming missing, unexpected or mis-shaped
-  tensors.
+  Arrays are float32 numpy. `consume`: empty the state dict while converting, so that the
+  650 MB of FlowNet2 are not held twice. Raises ConversionError naming missing, unexpected or
+  mis-shaped tensors (checked before anything is consumed), or non-float or non-finite ones.
   """
   sd = state_dict(obj)
   variant = detect_variant(sd)
@@ -120,16 +121,17 @@ def convert(obj: Any) -> tuple[str, dict[str, Any]]:
   if missing or unexpected:
     raise ConversionError(f"not a complete NVIDIA {variant} state dict: "
                           + mismatch_summary(missing, unexpected) + " tensor names")
+  for name, path in expected.items():
+    shape, layer = tuple(np.shape(sd[name])), path[1]
+    if shape != _torch_shape(shapes[path], layer):
+      raise ConversionError(f"{name} has shape {shape}, expected "
+                            f"{_torch_shape(shapes[path], layer)}")
   params: dict[str, Any] = {}
   for name, path in expected.items():
-    value = np.asarray(sd[name])
+    value = np.asarray(sd.pop(name) if consume else sd[name])
     layer = path[1]
     if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
       raise ConversionError(f"{name} has dtype {value.dtype}, expected floating point")
-    want = shapes[path]
-    if value.shape != _torch_shape(want, layer):
-      raise ConversionError(f"{name} has shape {tuple(value.shape)}, expected "
-                            f"{_torch_shape(want, layer)}")
     value = value.astype(np.float32, copy=False)
     if not np.all(np.isfinite(value)):
       raise ConversionError(f"{name} holds NaN or infinite values")

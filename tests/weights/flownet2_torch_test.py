@@ -9,6 +9,7 @@ tests/weights/data/flownet2_fixture.npz (how it was made: tests/weights/data/REA
 Tolerance: 1e-4 of the output's range, in float32.
 """
 
+import json
 import os
 
 import jax
@@ -20,6 +21,7 @@ from flowinpaint.errors import UserError
 from flowinpaint.models import flownet2
 from flowinpaint.train import checkpointing
 from flowinpaint.video.flow import make_flow_estimator
+from flowinpaint.video.learned import FlowNet2Estimator
 from flowinpaint.weights import flownet2_torch
 from tests.weights import flownet2_release, torch_legacy
 
@@ -59,16 +61,25 @@ def checkpoint(tmp_path_factory, fixture):
 
 
 @pytest.fixture(scope="module")
-def params(checkpoint):
-  return checkpointing.load_for_inference(checkpoint).variables["params"]
+def estimator(checkpoint):
+  """The remove tool's FlowNet2 estimator; its weights serve every test (one copy, 650 MB)."""
+  return make_flow_estimator("flownet2:" + checkpoint)
 
 
-def test_checkpoint_is_inference_only_and_records_its_source(checkpoint):
-  bundle = checkpointing.load_for_inference(checkpoint)
-  assert bundle.model_name == "flownet2" and bundle.config.model.variant == "FlowNet2"
-  assert isinstance(bundle.generator, flownet2.FlowNet2) and bundle.multiple == 64
-  count = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(bundle.variables))
+@pytest.fixture(scope="module")
+def params(estimator):
+  return estimator.variables["params"]
+
+
+def test_checkpoint_is_inference_only_and_records_its_source(checkpoint, estimator):
+  assert isinstance(estimator, FlowNet2Estimator) and estimator.multiple == 64
+  assert isinstance(estimator.generator, flownet2.FlowNet2)
+  assert estimator.generator.variant == "FlowNet2"
+  count = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(estimator.variables))
   assert count == flownet2_release.PARAMETER_COUNT
+  with open(os.path.join(checkpoint, "config.json")) as f:
+    config = json.load(f)
+  assert config["model"] == {**config["model"], "name": "flownet2", "variant": "FlowNet2"}
   ckpt = checkpointing.Checkpointer(os.path.join(checkpoint, "checkpoints"), async_save=False)
   try:
     with pytest.raises(UserError, match="inference only.*init_generator_from"):
@@ -86,18 +97,19 @@ def test_each_subnetwork_matches_the_authors(params, fixture, name):
   assert_close_to_range(got, fixture[f"{name}_out"])
 
 
-def test_flownet2_through_the_remove_estimator_matches_the_authors(checkpoint, fixture):
-  estimator = make_flow_estimator("flownet2:" + checkpoint)
+def test_flownet2_through_the_remove_estimator_matches_the_authors(estimator, fixture):
   frames = fixture["frames"]  # [pair, frame, 64, 128, 3] uint8 RGB
-  got = estimator.pairs(frames[:, 0], frames[:, 1])
-  assert got.dtype == np.float32
-  assert_close_to_range(got, fixture["FlowNet2"])
-  # The pipeline's interface on one pair: forward = (frame 1 -> 2), backward = (2 -> 1).
+  # The fixture's two pairs and, third, the first pair reversed: one batch.
+  got = estimator.pairs(np.concatenate([frames[:, 0], frames[:1, 1]]),
+                        np.concatenate([frames[:, 1], frames[:1, 0]]))
+  assert got.dtype == np.float32 and got.shape == (3, 64, 128, 2)
+  assert_close_to_range(got[:2], fixture["FlowNet2"])
+  # The pipeline's interface on one clip: forward = (frame 1 -> 2), backward = (2 -> 1).
   fwd, bwd = estimator(frames[0])
-  np.testing.assert_allclose(fwd[0], got[0], atol=1e-5)
   assert fwd.shape == bwd.shape == (1, 64, 128, 2)
-  np.testing.assert_allclose(bwd[0], estimator.pairs(frames[0, 1:], frames[0, :1])[0],
-                             atol=1e-5)
+  np.testing.assert_allclose(fwd[0], got[0], atol=1e-5)
+  np.testing.assert_allclose(bwd[0], got[2], atol=1e-5)
+  assert np.abs(got[2] - got[0]).max() > 0.01
 
 
 def _variant_params(params, variant):
