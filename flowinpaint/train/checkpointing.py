@@ -59,9 +59,10 @@ class Checkpointer:
   def restore(self, step: int, abstract_state) -> tuple[Any, dict[str, Any]]:
     """Restores into the structure, shapes and shardings of `abstract_state`."""
     if not os.path.isdir(os.path.join(self.directory, str(step), "train")):
+      workdir = os.path.dirname(self.directory)
       raise UserError(f"{self.directory} step {step} holds a network for inference only (e.g. "
                       "converted weights), not a training state; to fine-tune it, start a new "
-                      f"--workdir with --config.init_generator_from={os.path.dirname(self.directory)}")
+                      f"--workdir with --config.init_generator_from={workdir}")
     generator, train = _split_state(abstract_state)
     restored = self._manager.restore(step, args=ocp.args.Composite(
         generator=ocp.args.StandardRestore(generator), train=ocp.args.StandardRestore(train),

@@ -4,8 +4,9 @@ FlowNetS.py, FlowNetSD.py, FlowNetFusion.py and models.py at bce69c8, independen
 converter's mapping), filled with seeded random weights. No torch needed.
 
 Weights: He-scaled uniform convolutions (std sqrt(2 / fan_in), uniform because it is drawn 3x
-faster than normal; a 4x4 stride-2 transposed conv has fan_in = 4 * in), the flow predictions and flow upsamplers at 0.1 of that so the random flows stay
-at a few pixels, biases uniform in [-0.1, 0.1]. The fixture maker (tests/weights/data/
+faster than normal; a 4x4 stride-2 transposed conv has fan_in = 4 * in), the flow predictions
+and flow upsamplers at 0.1 of that so the random flows stay at a few pixels, biases uniform in
+[-0.1, 0.1]. The fixture maker (tests/weights/data/
 make_flownet2_fixture.py) and the tests draw the same numbers from the same seed.
 """
 
