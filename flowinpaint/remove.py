@@ -4,6 +4,8 @@
   python -m flowinpaint.remove --video frames/ --masks logo.png --output clean_frames/ --dilate 4
   python -m flowinpaint.remove --video walk.mp4 --segment person \
       --segmentation-weights deeplabv3_resnet50_coco-cd0a2569.pth --output clean.mp4
+  python -m flowinpaint.remove --video clip.mp4 --masks masks/ --flow flownet2:fn2/ \
+      --output clean.mp4   # fn2/: python -m flowinpaint.convert --from flownet2_pth ...
 
 VIDEO is a video file (mp4, mov, mkv, avi, ...) or a folder of frames (natural sort order: 2.png
 comes before 10.png). MASKS is a folder with one mask per frame, or one mask image for every frame
@@ -65,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="image inpainter for never-seen regions: telea, ns, or a flowinpaint "
                  "checkpoint folder (default telea)")
   p.add_argument("--flow", default="dis",
-                 help="optical flow estimator: dis, farneback, or a flow_net checkpoint folder "
-                 "(default dis)")
+                 help="optical flow estimator: dis, farneback, flownet2:DIR (NVIDIA's FlowNet "
+                 "2.0 weights converted with python -m flowinpaint.convert --from flownet2_pth), "
+                 "or a flow_net checkpoint folder (default dis)")
   p.add_argument("--flow-completion", default="laplacian",
                  help="flow completion inside the holes: laplacian, or a dfc_net checkpoint "
                  "folder (default laplacian)")

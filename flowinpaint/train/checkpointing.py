@@ -3,7 +3,9 @@
 A checkpoint step holds three items: 'generator' (the generator's variables, enough for
 inference), 'train' (optimiser states, discriminator, step, PRNG key) and 'metadata' (JSON: the
 model name and config, the data position). Saves are async and atomic; only finalised steps are
-ever restored, so a run killed mid-save resumes from the previous one.
+ever restored, so a run killed mid-save resumes from the previous one. An inference-only step
+(`save_generator`, e.g. converted weights too large to carry fresh optimiser states) has no
+'train' item and metadata 'inference_only': true; tools load it, training does not resume it.
 """
 
 import dataclasses
@@ -46,8 +48,21 @@ class Checkpointer:
         generator=ocp.args.StandardSave(generator), train=ocp.args.StandardSave(train),
         metadata=ocp.args.JsonSave(metadata)), force=True)
 
+  def save_generator(self, step: int, g_vars, metadata: dict[str, Any]) -> bool:
+    """Saves an inference-only step: the generator's variables and the metadata."""
+    if step in self._manager.all_steps():
+      return False
+    return self._manager.save(step, args=ocp.args.Composite(
+        generator=ocp.args.StandardSave(g_vars),
+        metadata=ocp.args.JsonSave(dict(metadata, inference_only=True))), force=True)
+
   def restore(self, step: int, abstract_state) -> tuple[Any, dict[str, Any]]:
     """Restores into the structure, shapes and shardings of `abstract_state`."""
+    if not os.path.isdir(os.path.join(self.directory, str(step), "train")):
+      workdir = os.path.dirname(self.directory)
+      raise UserError(f"{self.directory} step {step} holds a network for inference only (e.g. "
+                      "converted weights), not a training state; to fine-tune it, start a new "
+                      f"--workdir with --config.init_generator_from={workdir}")
     generator, train = _split_state(abstract_state)
     restored = self._manager.restore(step, args=ocp.args.Composite(
         generator=ocp.args.StandardRestore(generator), train=ocp.args.StandardRestore(train),

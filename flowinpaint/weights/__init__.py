@@ -1,7 +1,8 @@
 """Importers of pretrained weights published for other frameworks.
 
 * `torch_pickle`: reads a PyTorch `.pth` state dict into numpy WITHOUT torch and without running
-  arbitrary pickled code (only tensors, storages and OrderedDict are accepted).
+  arbitrary pickled code (only tensors, storages and OrderedDict are accepted); zip and legacy
+  (pre-1.6, Python 2 included) formats.
 * `deepfill_v2_torch`: maps the state dicts of nipponjo/deepfillv2-pytorch's TF-compatible
   generator (`states_tf_places2.pth`, `states_tf_celebahq.pth`) onto `DeepFillV2Generator`.
 * `tf_checkpoint`: reads TensorFlow V2 checkpoints (`.index` + `.data-*` tensor bundles) into
@@ -13,6 +14,8 @@
 * `torch7`: reads Torch7 (Lua torch) `.t7` files into Python and numpy WITHOUT Lua or torch.
 * `glcic_t7`: maps GLCIC's official Torch7 model (`completionnet_places2.t7`) onto
   `glcic.CompletionNetwork(variant='official')`.
+* `flownet2_torch`: maps NVIDIA/flownet2-pytorch's checkpoints (`FlowNet2_checkpoint.pth.tar`
+  and the C/CS/CSS/S/SD ones) onto `models.flownet2.FlowNet2`.
 
 The command-line front end is `python -m flowinpaint.convert`.
 """

@@ -94,6 +94,33 @@ def test_bad_inputs_give_one_clear_error(tmp_path, clip):
   assert not os.path.exists(tmp_path / "o.mp4")
 
 
+def test_flownet2_flow_from_converted_weights(tmp_path, clip):
+  """`--flow flownet2:DIR` with NVIDIA-format weights converted by the convert tool (random
+  FlowNet2S weights: plumbing and shapes; the numerics are tests/weights/flownet2_torch_test.py)."""
+  from flowinpaint import convert
+  from tests.weights import flownet2_release, torch_legacy
+  sd = flownet2_release.random_state_dict(0, network=flownet2_release.flownets(6))
+  torch_legacy.save(flownet2_release.checkpoint(sd), str(tmp_path / "FlowNet2-S.pth.tar"))
+  target, _ = convert.convert("flownet2_pth", str(tmp_path / "FlowNet2-S.pth.tar"),
+                              str(tmp_path / "fn2"))
+  _save_masks(tmp_path / "masks", clip.masks)
+  vio.write_video(str(tmp_path / "in.mp4"), clip.frames, 12)
+  res = run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "masks", "--output",
+            tmp_path / "out", "--flow", f"flownet2:{target}", "--quiet")
+  assert res.returncode == 0, res.stderr
+  out = np.stack([vio.read_image(n) for n in vio.list_images(str(tmp_path / "out"))])
+  assert out.shape == (8, 64, 96, 3) and out.dtype == np.uint8
+  decoded = np.stack(list(vio.iter_frames(vio.probe(str(tmp_path / "in.mp4")))))
+  np.testing.assert_array_equal(out[~clip.masks], decoded[~clip.masks])
+  _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "masks",
+                         "--output", tmp_path / "o", "--flow", f"flownet2:{tmp_path / 'nope'}"),
+                     f"--flow flownet2:{tmp_path / 'nope'}", "does not exist", "flownet2_pth")
+  _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "masks",
+                         "--output", tmp_path / "o", "--flow",
+                         f"flownet2:{tmp_path / 'FlowNet2-S.pth.tar'}"), "is a file", "convert")
+  assert not os.path.exists(tmp_path / "o")
+
+
 # Sound: the clip with a 440 Hz track as long as its 8 frames at 12 fps (2/3 s).
 
 @pytest.fixture(scope="module")
