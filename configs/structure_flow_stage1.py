@@ -23,6 +23,8 @@ def base_config(name: str):
   config.model.texture_n_res = 2  # G_t ResBlocks per decoder scale.
   config.model.d_width = 64
   config.model.freeze_structure = True  # Stage 3: G_s frozen (the reference's torch.no_grad()).
+  # Spectral norm on G_s's convs; converted official weights set False (sigma folded in).
+  config.model.structure_spectral_norm = True
   config.model.rtv_lam = 0.015
   config.model.rtv_sigma = 3.0
   config.model.rtv_sharpness = 1e-3

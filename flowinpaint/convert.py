@@ -36,6 +36,10 @@ IMPORTERS: dict[str, tuple[str, str]] = {
     "deepfill_v2_tf": ("flowinpaint.convert:convert_deepfill_v2",
                        "DeepFill v2's official TF release: the checkpoint folder, prefix or "
                        ".index file"),
+    "structure_flow_pth": ("flowinpaint.weights.structure_flow_torch:convert_checkpoint",
+                           "StructureFlow's official PyTorch checkpoints folder (RenYurui/"
+                           "StructureFlow: latest_net_s_gen.pth + latest_net_f_gen.pth) or one "
+                           "of the two files"),
 }
 FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.

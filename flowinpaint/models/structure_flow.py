@@ -145,6 +145,9 @@ class StructureReconstructor(nn.Module):
   """
   width: int = 64
   n_res: int = 4
+  # False: plain convs, for weights whose spectral normalisation is already folded into the
+  # kernels (converted checkpoints: the reference divides by its stored sigma at test time).
+  spectral_norm: bool = True
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -153,7 +156,8 @@ class StructureReconstructor(nn.Module):
                train: bool) -> Array:
     d = self.width
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    sn = functools.partial(ConvBlock, norm='in', activation='relu', spectral_norm=True, **kw)
+    sn = functools.partial(ConvBlock, norm='in', activation='relu',
+                           spectral_norm=self.spectral_norm, **kw)
     plain = functools.partial(ConvBlock, norm='in', activation='relu', **kw)
     x = jnp.concatenate([masked_image, masked_structure, mask], -1).astype(self.dtype or
                                                                              jnp.float32)
@@ -363,14 +367,16 @@ class StructureFlowStage1(_StageModel):
   """
   width: int = 64
   n_res: int = 4
+  structure_spectral_norm: bool = True
 
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
     mask = mask.astype(jnp.float32)
     target, s_in = self.structures(image, mask, train=train)
     masked = image.astype(jnp.float32) * (1.0 - mask)
-    out = StructureReconstructor(self.width, self.n_res, self.dtype, self.param_dtype,
-                                 name='structure')(masked, s_in, mask, train=train)
+    out = StructureReconstructor(self.width, self.n_res, self.structure_spectral_norm,
+                                 self.dtype, self.param_dtype, name='structure')(
+                                     masked, s_in, mask, train=train)
     return {'output': out, 'target': target, 'structure_input': s_in}
 
 
@@ -409,6 +415,7 @@ class StructureFlow(_StageModel):
   structure_n_res: int = 4
   texture_n_res: int = 2
   freeze_structure: bool = True
+  structure_spectral_norm: bool = True  # False for converted weights (sigma folded in).
 
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
@@ -416,7 +423,8 @@ class StructureFlow(_StageModel):
     _, s_in = self.structures(image, mask, train=train)
     masked = image.astype(jnp.float32) * (1.0 - mask)
     structure = StructureReconstructor(self.structure_width or self.width, self.structure_n_res,
-                                       self.dtype, self.param_dtype, name='structure')(
+                                       self.structure_spectral_norm, self.dtype,
+                                       self.param_dtype, name='structure')(
                                            masked, s_in, mask,
                                            train=train and not self.freeze_structure)
     if self.freeze_structure:
@@ -454,7 +462,9 @@ def _discriminator(cfg, dtype) -> MultiScaleDiscriminator:
 registry.register(registry.ModelSpec(
     name='structure_flow_structure',
     make_generator=lambda cfg, dtype: StructureFlowStage1(
-        width=cfg.get('width', 64), n_res=cfg.get('n_res', 4), dtype=dtype, **_rtv_kwargs(cfg)),
+        width=cfg.get('width', 64), n_res=cfg.get('n_res', 4),
+        structure_spectral_norm=cfg.get('structure_spectral_norm', True), dtype=dtype,
+        **_rtv_kwargs(cfg)),
     make_discriminator=_discriminator,
     multiple=16,
 ))
@@ -471,7 +481,9 @@ registry.register(registry.ModelSpec(
     make_generator=lambda cfg, dtype: StructureFlow(
         width=cfg.get('width', 64), structure_width=cfg.get('structure_width') or None,
         structure_n_res=cfg.get('n_res', 4), texture_n_res=cfg.get('texture_n_res', 2),
-        freeze_structure=cfg.get('freeze_structure', True), dtype=dtype, **_rtv_kwargs(cfg)),
+        freeze_structure=cfg.get('freeze_structure', True),
+        structure_spectral_norm=cfg.get('structure_spectral_norm', True), dtype=dtype,
+        **_rtv_kwargs(cfg)),
     make_discriminator=_discriminator,
     multiple=16,
 ))
