@@ -281,10 +281,11 @@ def find_files(path: str) -> dict[str, str]:
   """
   import os
   from flowinpaint.errors import UserError
-  expect = ('StructureFlow checkpoints are two files from the authors\' checkpoints folder, '
-            '<ITER>_net_s_gen.pth and <ITER>_net_f_gen.pth (ITER: latest or an iteration)')
+  expect = ('give the authors\' checkpoints folder holding latest_net_s_gen.pth and '
+            'latest_net_f_gen.pth (or <iteration>_net_s_gen.pth and _net_f_gen.pth), or one '
+            'of those files')
   if not os.path.exists(path):
-    raise UserError(f'{path!r} does not exist ({expect})')
+    raise UserError(f'{path!r} does not exist; {expect}')
   if os.path.isfile(path):
     m = _FILE.match(os.path.basename(path))
     if not m:

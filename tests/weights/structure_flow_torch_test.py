@@ -1,4 +1,4 @@
-"""Converted StructureFlow weights make the Flax networks compute what the authors' networks compute.
+"""Converted StructureFlow weights make the Flax networks compute what the authors' compute.
 
 The expected numbers were made once by the authors' own `src/network.py` (RenYurui/StructureFlow,
 random weights, the Gaussian sampling's CUDA kernel re-stated on CPU; see data/README.md and
