@@ -29,6 +29,12 @@ def base_config(name: str):
   config.model.rtv_sigma = 3.0
   config.model.rtv_sharpness = 1e-3
   config.model.rtv_iterations = 3
+  # Inference's RTV of the damaged image (flowinpaint.classical.rtv): 'diffuse' fills the hole
+  # by diffusion; 'gradients' with zero blur padding and no dilation is the authors' own
+  # tsmooth(I_in, ..., mask) recipe, which converted official weights use.
+  config.model.rtv_mask_mode = "diffuse"
+  config.model.rtv_mask_dilation = 3
+  config.model.rtv_blur_padding = "symmetric"
   del config.model.cnum, config.model.ca_chunk_size  # DeepFill knobs.
   config.image_size = 256
   config.batch_size = 8

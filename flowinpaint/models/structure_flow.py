@@ -343,18 +343,27 @@ class _StageModel(nn.Module):
   rtv_sigma: float = 3.0
   rtv_sharpness: float = 1e-3
   rtv_iterations: int = 3
+  # How the hole is handled at inference (classical.rtv): 'diffuse' (ours: the hole is no data,
+  # filled by diffusion; its gradients zeroed over a `rtv_mask_dilation`-grown hole) or
+  # 'gradients' (the authors' tsmooth(I_in, ..., mask): black hole kept as data, only its pixel
+  # gradients zeroed); and the Gaussian blur's padding, 'symmetric' or 'zero' (the authors').
+  rtv_mask_mode: str = 'diffuse'
+  rtv_mask_dilation: int = 3
+  rtv_blur_padding: str = 'symmetric'
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
   def structures(self, image: Array, mask: Array, *, train: bool) -> tuple[Array, Array]:
     """(full-image structure or None, structure input of G_s), both [B, H, W, 3] in [-1, 1]."""
     opts = dict(lam=self.rtv_lam, sigma=self.rtv_sigma, sharpness=self.rtv_sharpness,
-                iterations=self.rtv_iterations)
+                iterations=self.rtv_iterations, blur_padding=self.rtv_blur_padding)
     image01 = (image.astype(jnp.float32) + 1.0) / 2.0
     full = jax.lax.stop_gradient(rtv(image01, **opts) * 2.0 - 1.0)
     if train:
       return full, full * (1.0 - mask)
-    masked = jax.lax.stop_gradient(rtv(image01 * (1.0 - mask), mask=mask, **opts) * 2.0 - 1.0)
+    masked = jax.lax.stop_gradient(rtv(
+        image01 * (1.0 - mask), mask=mask, mask_mode=self.rtv_mask_mode,
+        mask_dilation=self.rtv_mask_dilation, **opts) * 2.0 - 1.0)
     return full, masked * (1.0 - mask)
 
 
@@ -452,7 +461,10 @@ def joint_variables(stage1_variables: dict, stage2_variables: dict) -> dict:
 def _rtv_kwargs(cfg) -> dict:
   return dict(rtv_lam=cfg.get('rtv_lam', 0.015), rtv_sigma=cfg.get('rtv_sigma', 3.0),
               rtv_sharpness=cfg.get('rtv_sharpness', 1e-3),
-              rtv_iterations=cfg.get('rtv_iterations', 3))
+              rtv_iterations=cfg.get('rtv_iterations', 3),
+              rtv_mask_mode=cfg.get('rtv_mask_mode', 'diffuse'),
+              rtv_mask_dilation=cfg.get('rtv_mask_dilation', 3),
+              rtv_blur_padding=cfg.get('rtv_blur_padding', 'symmetric'))
 
 
 def _discriminator(cfg, dtype) -> MultiScaleDiscriminator:

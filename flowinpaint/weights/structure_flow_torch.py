@@ -348,8 +348,9 @@ def convert_checkpoint(path: str, options: Any, fmt: str) -> Any:
   """`convert` importer 'structure_flow_pth': the authors' two generators -> 'structure_flow'.
 
   The checkpoint's config is configs/structure_flow_stage3.py (or --config) with the widths and
-  ResBlock counts of the files and `structure_spectral_norm=False`; the discriminator is fresh
-  (the release has none).
+  ResBlock counts of the files, `structure_spectral_norm=False`, and the authors' RTV recipe for
+  a damaged image (mask mode 'gradients', no dilation, zero-padded blur); the discriminator is
+  fresh (the release has none).
   """
   import os
   import sys
@@ -372,6 +373,11 @@ def convert_checkpoint(path: str, options: Any, fmt: str) -> Any:
   config.model.n_res = sizes['n_res_s']
   config.model.texture_n_res = sizes['n_res_t']
   config.model.structure_spectral_norm = False
+  # The authors' test-time structure of a damaged image: tsmooth(I_in, ..., mask) of their
+  # scripts/matlab/code/tsmooth.m (issue #27; zero-padded blur, no dilation).
+  config.model.rtv_mask_mode = 'gradients'
+  config.model.rtv_mask_dilation = 0
+  config.model.rtv_blur_padding = 'zero'
   print('note: the StructureFlow release holds no discriminator; fine-tuning starts from a '
         'fresh one', file=sys.stderr)
   source = {'format': fmt, 'files': [os.path.basename(files[S_GEN]),

@@ -39,6 +39,8 @@ def test_convert_then_inpaint_with_structure_and_flow(tmp_path):
   assert (model.name, model.width, model.n_res, model.texture_n_res) == (
       "structure_flow", 4, 4, 2)
   assert model.structure_spectral_norm is False
+  assert (model.rtv_mask_mode, model.rtv_mask_dilation, model.rtv_blur_padding) == (
+      "gradients", 0, "zero")
   # The checkpoint holds exactly the converted variables.
   want, _ = sft.convert_generators(
       sft.read_state_dict(os.path.join(CHECKPOINTS, "latest_net_s_gen.pth")),
