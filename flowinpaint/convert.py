@@ -2,13 +2,16 @@
 
   python -m flowinpaint.convert --from deepfill_v2_tf release_places2_256/ --to places2/
   python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
+  python -m flowinpaint.convert --from structure_flow_pth results/places/checkpoints --to sf/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
 
 deepfill_v2_tf reads the official TensorFlow release (a folder with `checkpoint`, `snap-0.index`
 and `snap-0.data-00000-of-00001`, or the prefix .../snap-0) without TensorFlow;
 deepfill_v2_pytorch reads the PyTorch port's .pth without torch and without unpickling anything
-but tensors (so a downloaded file cannot run code). See experiments/pretrained/README.md for
+but tensors (so a downloaded file cannot run code); structure_flow_pth reads StructureFlow's two
+generator files (latest_net_s_gen.pth, latest_net_f_gen.pth; torch's legacy format, also without
+torch; experiments/pretrained/structure_flow.md). See experiments/pretrained/README.md for
 where to get the files and their licence. The target folder is a flowinpaint workdir
 (config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
 --checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's

@@ -8,7 +8,9 @@ Two generators, trained in three stages (reference `RenYurui/StructureFlow`, `MO
   a decoder of ResBlocks + nearest x2 + 5x5 conv at three scales with additive skips (a 5x5
   conv of the matching encoder feature), 3x3 conv + tanh. InstanceNorm, ReLU, reflect padding;
   spectral norm on the encoder/decoder convs (the reference leaves it off the ResBlocks, skips
-  and output conv). 36.1 M parameters at width 64.
+  and output conv). 36.1 M parameters at width 64. `structure_spectral_norm=False` builds plain
+  convs instead: the authors' released weights, converted with sigma folded into the kernels
+  (flowinpaint.weights.structure_flow_torch), run that way.
 * Texture generator G_t (`TextureGenerator`, `FlowGen`): a flow column (InstanceNorm) predicts a
   2-channel appearance flow at 1/4 resolution; a conv column (LayerNorm) encodes the image to
   1/4 (feature f) and 1/8, and its decoder concatenates `f` warped by the flow with Gaussian
@@ -32,7 +34,10 @@ trees, see `joint_variables`):
 Where the structure input comes from: in training the paper feeds RTV(full image) * (1 - M),
 which lets a few hole pixels leak through the RTV solve near the hole border. With
 `train=False` (evaluation, inference) the models never look at the hole: the input structure is
-the mask-aware RTV of the masked image (hole excluded from the data term, filled by diffusion).
+the mask-aware RTV of the masked image (hole excluded from the data term, filled by diffusion),
+or, with `rtv_mask_mode='gradients'` (no dilation, `rtv_blur_padding='zero'`: what converted
+official weights use), the authors' own test-time recipe, their tsmooth.m on the masked image
+with the hole's pixel gradients zeroed (experiments/rtv/README.md compares the two).
 """
 
 from __future__ import annotations

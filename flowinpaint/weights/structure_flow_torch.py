@@ -19,6 +19,8 @@ The architectures are ours layer for layer (models/structure_flow.py); what the 
   iteration. The converter divides by that sigma and the model is built with
   `structure_spectral_norm=False` (plain convs), which computes exactly the reference's kernel.
   (Flax's SpectralNorm always runs a power-iteration step, which would give another sigma.)
+  Files saved with torch's first spectral-norm version (state version 0) hold the normalised
+  `weight` instead of `weight_v`, which eval mode used as it is; so does the converter.
 
 The width (`dim`) and the ResBlocks per decoder scale (`n_res`) of each network are read from
 the shapes: 64 and 4 (G_s), 64 and 2 (G_t) in the release.
@@ -100,7 +102,6 @@ _LEAVES = {
     'sn': {('conv', 'kernel'): 'conv.weight_orig', ('conv', 'bias'): 'conv.bias'},
     'deconv': {('kernel',): 'transConv.weight', ('bias',): 'transConv.bias'},
 }
-_SN_VECTORS = ('conv.weight_u', 'conv.weight_v')
 
 
 @functools.lru_cache(maxsize=None)
@@ -212,6 +213,17 @@ def convert_generators(s_gen: Mapping[str, Any], f_gen: Mapping[str, Any]
   dicts = {S_GEN: strip_prefix(s_gen), F_GEN: strip_prefix(f_gen)}
   sizes = infer_sizes(dicts[S_GEN], dicts[F_GEN])
   expected = expected_state_dicts(**sizes)
+  table = module_table(sizes['n_res_s'], sizes['n_res_t'])
+  # Spectral norm state version 0 (early torch): weight_orig, weight_u and the normalised
+  # `weight`, which eval mode used directly; no weight_v.
+  old_sn = set()
+  for file, prefix, kind in table.values():
+    names = expected[file]
+    if (kind == 'sn' and f'{prefix}.conv.weight_v' not in dicts[file]
+        and f'{prefix}.conv.weight' in dicts[file]):
+      old_sn.add(prefix)
+      del names[f'{prefix}.conv.weight_v']
+      names[f'{prefix}.conv.weight'] = names[f'{prefix}.conv.weight_orig']
   what = {S_GEN: 'structure reconstructor (StructureGen)', F_GEN: 'texture generator (FlowGen)'}
   for file in (S_GEN, F_GEN):
     missing = sorted(set(expected[file]) - set(dicts[file]))
@@ -228,14 +240,15 @@ def convert_generators(s_gen: Mapping[str, Any], f_gen: Mapping[str, Any]
       if not np.all(np.isfinite(value.astype(np.float32))):
         raise ConversionError(f'{file}: {name} holds NaN or infinite values')
 
-  table = module_table(sizes['n_res_s'], sizes['n_res_t'])
   params: dict[str, Any] = {}
   for path in flax_shapes(**sizes):
     module, leaf = _split(path, table)
     file, prefix, kind = table[module]
     name = f'{prefix}.{_LEAVES[kind][leaf]}'
     value = np.asarray(dicts[file][name]).astype(np.float32)
-    if kind == 'sn' and leaf == ('conv', 'kernel'):
+    if kind == 'sn' and leaf == ('conv', 'kernel') and prefix in old_sn:
+      value = np.asarray(dicts[file][f'{prefix}.conv.weight']).astype(np.float32)
+    elif kind == 'sn' and leaf == ('conv', 'kernel'):
       sigma = sn_sigma(value, dicts[file][f'{prefix}.conv.weight_u'],
                        dicts[file][f'{prefix}.conv.weight_v'])
       if not np.isfinite(sigma) or sigma <= 0:

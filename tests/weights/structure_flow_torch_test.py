@@ -168,6 +168,19 @@ def test_conversion_errors(case, message):
   assert message in str(e.value)
 
 
+def test_spectral_norm_state_version_0_is_accepted():
+  # Early torch saved the normalised `weight` instead of `weight_v`; eval mode used it as is.
+  d = _small_dicts()
+  old = dict(d["s_gen"])
+  for name in [k for k in old if k.endswith(".weight_v")]:
+    prefix = name[:-len("_v")]
+    w = old[prefix + "_orig"]
+    old[prefix] = (w / sft.sn_sigma(w, old[prefix + "_u"], old.pop(name))).astype(np.float32)
+  a, _ = sft.convert_generators(old, d["f_gen"])
+  b, _ = sft.convert_generators(d["s_gen"], d["f_gen"])
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), a, b)
+
+
 def test_data_parallel_prefix_is_accepted():
   d = _small_dicts()
   wrapped = {f"module.{k}": v for k, v in d["s_gen"].items()}
