@@ -1,17 +1,9 @@
-"""Reads PyTorch `.pth` files into numpy, without torch.
+"""Reads PyTorch `.pth` files (the zip format of torch >= 1.6) into numpy, without torch.
 
 `torch.load` unpickles arbitrary objects, so loading a downloaded file with it can run code.
 This reader accepts only what a state dict is made of (OrderedDict / dict / list, tensors rebuilt
-by `torch._utils._rebuild_tensor_v2`, typed storages); anything else is refused. Two formats:
-
-* the zip format of torch >= 1.6 (`archive/data.pkl` + one `archive/data/<key>` per storage);
-* the legacy format of torch 0.4 - 1.5 (most releases of 2018-2020, e.g. StructureFlow's and
-  EdgeConnect's): one stream of pickles, `MAGIC_NUMBER`, protocol version 1001, a sys-info dict,
-  the object (storages as persistent ids), the list of storage keys, then per key an int64
-  element count and the raw little-endian elements. Tensors are rebuilt once the storages
-  behind them have been read.
-
-The tar format of torch < 0.4 is read with `torch.load(weights_only=True)` when torch is
+by `torch._utils._rebuild_tensor_v2`, typed storages); anything else is refused. Files in the
+legacy (pre-1.6, non-zip) format are read with `torch.load(weights_only=True)` when torch is
 installed.
 """
 
@@ -45,41 +37,9 @@ class _Storage:
     self.array = np.frombuffer(data, dtype=dtype)
 
 
-class _PendingStorage:
-  """A legacy-format storage whose bytes follow the pickle (`array` is set once read)."""
-
-  def __init__(self, dtype: Any, numel: int):
-    self.dtype, self.numel = np.dtype(dtype), numel
-    self.array: Any = None
-
-
-class _PendingTensor:
-  """A tensor whose storage has not been read yet: `_rebuild_tensor`'s arguments."""
-
-  def __init__(self, *args: Any):
-    self.args = args
-
-
-def _resolve(obj: Any) -> Any:
-  """`obj` with every _PendingTensor rebuilt (dicts, lists and tuples are walked)."""
-  if isinstance(obj, _PendingTensor):
-    return _rebuild_tensor(*obj.args)
-  if isinstance(obj, dict):
-    for k, v in obj.items():
-      obj[k] = _resolve(v)
-    return obj
-  if isinstance(obj, list):
-    return [_resolve(v) for v in obj]
-  if isinstance(obj, tuple):
-    return tuple(_resolve(v) for v in obj)
-  return obj
-
-
-def _rebuild_tensor(storage: Any, offset: int, size: tuple[int, ...],
-                    stride: tuple[int, ...], *unused: Any) -> Any:
+def _rebuild_tensor(storage: _Storage, offset: int, size: tuple[int, ...],
+                    stride: tuple[int, ...], *unused: Any) -> np.ndarray:
   del unused  # requires_grad, backward hooks, metadata
-  if storage.array is None:
-    return _PendingTensor(storage, offset, size, stride)
   flat = storage.array
   itemsize = flat.dtype.itemsize
   if not size:
@@ -149,82 +109,12 @@ def _load_zip(path: str) -> Any:
       raise NotAStateDict(f'corrupt pickle ({type(e).__name__}: {e})') from e
 
 
-_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
-_LEGACY_PROTOCOL = 1001
-
-
-class _PlainUnpickler(pickle.Unpickler):
-  """Numbers, strings, lists and dicts only (the legacy header and storage-key list)."""
-
-  def find_class(self, module: str, name: str) -> Any:
-    raise NotAStateDict(f'unexpected {module}.{name} in the header of a legacy torch file')
-
-
-class _LegacyUnpickler(_SafeUnpickler):
-  """The object pickle of a legacy file: storages are placeholders filled after it."""
-
-  def __init__(self, file: Any):
-    pickle.Unpickler.__init__(self, file)
-    self.roots: dict[str, _PendingStorage] = {}
-
-  def persistent_load(self, pid: Any) -> Any:
-    if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == 'storage'):
-      raise NotAStateDict(f'unexpected persistent record {pid!r:.80}')
-    _, dtype, key, _, numel, view = pid
-    if dtype not in _STORAGE_DTYPES.values():
-      raise NotAStateDict(f'unsupported storage type {dtype!r:.80}')
-    if view is not None:  # torch >= 0.4 always writes None (views are tensor offsets)
-      raise NotAStateDict('storage views of torch < 0.4 files are not supported')
-    return self.roots.setdefault(str(key), _PendingStorage(dtype, int(numel)))
-
-
-def _load_legacy_stream(f: Any) -> Any:
-  """The legacy format without torch; None when `f` does not start with its magic number."""
-  try:
-    magic = _PlainUnpickler(f).load()
-  except NotAStateDict:
-    return None
-  except Exception:  # pylint: disable=broad-except
-    return None  # not a pickle at all: not this format
-  if magic != _LEGACY_MAGIC:
-    return None
-  try:
-    version = _PlainUnpickler(f).load()
-    if version != _LEGACY_PROTOCOL:
-      raise NotAStateDict(f'legacy torch file of unknown protocol version {version!r:.20}')
-    info = _PlainUnpickler(f).load()
-    if isinstance(info, dict) and not info.get('little_endian', True):
-      raise NotAStateDict('big-endian torch files are not supported')
-    unpickler = _LegacyUnpickler(f)
-    obj = unpickler.load()
-    keys = _PlainUnpickler(f).load()
-  except NotAStateDict:
-    raise
-  except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as e:
-    raise NotAStateDict(f'corrupt pickle ({type(e).__name__}: {e})') from e
-  if not isinstance(keys, list) or set(map(str, keys)) != set(unpickler.roots):
-    raise NotAStateDict('corrupt legacy torch file (its storage list does not match its '
-                        'tensors)')
-  for key in map(str, keys):
-    root = unpickler.roots[key]
-    head = f.read(8)
-    numel = int.from_bytes(head, 'little', signed=True) if len(head) == 8 else -1
-    if numel != root.numel:
-      raise NotAStateDict(f'truncated or corrupt legacy torch file (storage {key} holds '
-                          f'{numel} elements, {root.numel} expected)')
-    data = f.read(numel * root.dtype.itemsize)
-    if len(data) != numel * root.dtype.itemsize:
-      raise NotAStateDict(f'truncated legacy torch file (storage {key} is cut short)')
-    root.array = np.frombuffer(data, dtype=root.dtype)
-  return _resolve(obj)
-
-
 def _load_legacy(path: str) -> Any:
   try:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise NotAStateDict('it is neither a zip-format nor a legacy-format torch file (files '
-                        'of torch < 0.4 need torch installed: pip install torch)') from e
+    raise NotAStateDict('it is not a zip-format torch file; files in the legacy format need '
+                        'torch installed (pip install torch)') from e
   try:
     obj = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # pylint: disable=broad-except
@@ -248,8 +138,4 @@ def load(path: str) -> Any:
   """
   if zipfile.is_zipfile(path):
     return _load_zip(path)
-  with open(path, 'rb') as f:
-    obj = _load_legacy_stream(f)
-  if obj is not None:
-    return obj
   return _load_legacy(path)

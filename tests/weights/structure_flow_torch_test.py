@@ -1,4 +1,4 @@
-"""Converted StructureFlow weights make the Flax networks compute what the authors' compute.
+"""Converted StructureFlow weights: the Flax networks compute what the authors' networks do.
 
 The expected numbers were made once by the authors' own `src/network.py` (RenYurui/StructureFlow,
 random weights, the Gaussian sampling's CUDA kernel re-stated on CPU; see data/README.md and
@@ -7,9 +7,7 @@ inputs the authors' test.py `--model 3` gives them; every output (structure, ima
 agree to 1e-4 of its range (max abs error, fp32).
 """
 
-import io
 import os
-import pickle
 
 import jax
 import numpy as np
@@ -189,48 +187,14 @@ def test_data_parallel_prefix_is_accepted():
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
-# --- torch_pickle's legacy-format reader (the 2019 release predates torch's zip format).
-
-
-def test_legacy_reader_matches_torch():
+@pytest.mark.torch
+def test_release_files_read_as_torch_reads_them():
+  # The fixture is in torch's legacy (pre-1.6) format, as the 2019 release; torch_pickle reads
+  # it without torch.
   torch = pytest.importorskip("torch", reason="torch is an optional extra")
   for net in ("s_gen", "f_gen"):
     path = os.path.join(CHECKPOINTS, f"latest_net_{net}.pth")
-    with open(path, "rb") as f:
-      got = torch_pickle._load_legacy_stream(f)  # pylint: disable=protected-access
-    want = torch.load(path, weights_only=True)
+    got, want = torch_pickle.load(path), torch.load(path, weights_only=True)
     assert list(got) == list(want)
     for k in want:
       np.testing.assert_array_equal(got[k], want[k].numpy())
-
-
-def test_legacy_reader_views_dtypes_and_layouts(tmp_path):
-  torch = pytest.importorskip("torch", reason="torch is an optional extra")
-  base = torch.arange(24, dtype=torch.float32)
-  sd = {"slice": base[3:9].view(2, 3), "t": base.view(4, 6).t(), "scalar": torch.tensor(5),
-        "half": torch.randn(3).half(), "long": torch.arange(4), "nested": [torch.ones(2)]}
-  torch.save(sd, tmp_path / "x.pth", _use_new_zipfile_serialization=False)
-  got = torch_pickle.load(str(tmp_path / "x.pth"))
-  for k in ("slice", "t", "scalar", "half", "long"):
-    np.testing.assert_array_equal(got[k], sd[k].numpy())
-    assert got[k].dtype == sd[k].numpy().dtype
-  np.testing.assert_array_equal(got["nested"][0], np.ones(2, np.float32))
-
-
-def test_legacy_reader_refuses_truncated_and_code(tmp_path):
-  raw = open(os.path.join(CHECKPOINTS, "latest_net_s_gen.pth"), "rb").read()
-  (tmp_path / "cut.pth").write_bytes(raw[:-100])
-  with pytest.raises(torch_pickle.NotAStateDict, match="truncated"):
-    torch_pickle.load(str(tmp_path / "cut.pth"))
-
-  class Evil:
-    def __reduce__(self):
-      return (os.system, ("echo pwned",))
-
-  stream = io.BytesIO()
-  for header in (0x1950a86a20f9469cfc6c, 1001, {"little_endian": True}):
-    pickle.dump(header, stream, protocol=2)
-  pickle.dump({"w": Evil()}, stream, protocol=2)
-  (tmp_path / "evil.pth").write_bytes(stream.getvalue())
-  with pytest.raises(torch_pickle.NotAStateDict, match="refused"):
-    torch_pickle.load(str(tmp_path / "evil.pth"))
