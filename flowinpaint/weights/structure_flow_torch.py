@@ -369,6 +369,9 @@ def convert_checkpoint(path: str, options: Any, fmt: str) -> Any:
   import sys
   from flowinpaint import convert
   from flowinpaint.errors import UserError
+  if options.variant is not None:
+    raise UserError("--variant is DeepFill v2's (contextual attention); structure_flow_pth has "
+                    'no variants')
   files = find_files(path)
   dicts = {net: read_state_dict(p) for net, p in files.items()}
   try:

@@ -127,3 +127,14 @@ def test_errors_are_one_line(tmp_path, capsys, case, fragments):
   for fragment in fragments:
     assert fragment in err, err
   assert not target.exists()  # nothing written on failure
+
+
+def test_variant_and_a_wrong_config_are_one_line_errors(tmp_path, capsys):
+  for extra, fragment in ((["--variant", "tf"], "structure_flow_pth has no variants"),
+                          (["--config", os.path.join(ROOT, "configs", "deepfill_v2.py")],
+                           "is for model 'deepfill_v2', not structure_flow")):
+    code = convert.main(["--from", "structure_flow_pth", CHECKPOINTS, "--to",
+                         str(tmp_path / "out"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and fragment in err, err
+    assert not (tmp_path / "out").exists()
