@@ -29,7 +29,9 @@ the shapes: 64 and 4 (G_s), 64 and 2 (G_t) in the release.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import sys
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -276,7 +278,6 @@ _WHAT = {S_GEN: 'the structure reconstructor', F_GEN: 'the texture generator'}
 
 def _saves(folder: str) -> dict[str, dict[str, str]]:
   """iteration -> {'s_gen': path, 'f_gen': path} for the `<iteration>_net_*_gen.pth` in folder."""
-  import os
   out: dict[str, dict[str, str]] = {}
   for name in sorted(os.listdir(folder)):
     m = _FILE.match(name)
@@ -292,7 +293,6 @@ def find_files(path: str) -> dict[str, str]:
   folder above it, or one of the two files (its partner is looked up next to it). In a folder,
   'latest' wins (test.py's default WHICH_ITER); otherwise there must be one complete save.
   """
-  import os
   from flowinpaint.errors import UserError
   expect = ('give the authors\' checkpoints folder holding latest_net_s_gen.pth and '
             'latest_net_f_gen.pth (or <iteration>_net_s_gen.pth and _net_f_gen.pth), or one '
@@ -311,7 +311,9 @@ def find_files(path: str) -> dict[str, str]:
     if not saves and os.path.isdir(os.path.join(path, 'checkpoints')):
       folder = os.path.join(path, 'checkpoints')
       saves = _saves(folder)
-    complete = sorted(k for k, v in saves.items() if len(v) == 2)
+    # Iterations in numeric order (as the authors' natsort), 'latest' and other names last.
+    order = lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k)
+    complete = sorted((k for k, v in saves.items() if len(v) == 2), key=order)
     if 'latest' in complete:
       iteration = 'latest'
     elif len(complete) == 1:
@@ -321,11 +323,10 @@ def find_files(path: str) -> dict[str, str]:
       raise UserError(f'{folder!r} holds several StructureFlow saves ({", ".join(complete)}); '
                       f'pass one file, e.g. {example}')
     elif saves:
-      iteration = 'latest' if 'latest' in saves else sorted(saves)[-1]
+      iteration = 'latest' if 'latest' in saves else sorted(saves, key=order)[-1]
     else:
       raise UserError(f'{folder!r} holds no latest_net_s_gen.pth / latest_net_f_gen.pth; {expect}')
     files = saves.get(iteration, {})
-    path = folder
   for net in (S_GEN, F_GEN):
     if net not in files:
       have = ', '.join(os.path.basename(p) for p in files.values())
@@ -365,8 +366,6 @@ def convert_checkpoint(path: str, options: Any, fmt: str) -> Any:
   a damaged image (mask mode 'gradients', no dilation, zero-padded blur); the discriminator is
   fresh (the release has none).
   """
-  import os
-  import sys
   from flowinpaint import convert
   from flowinpaint.errors import UserError
   if options.variant is not None:

@@ -91,7 +91,7 @@ def test_find_files_accepts_the_folder_its_parent_or_a_file(tmp_path):
     ("no_partner", ["latest_net_f_gen.pth (the texture generator) is missing",
                     "needs both latest_net_s_gen.pth and latest_net_f_gen.pth"]),
     ("empty", ["holds no latest_net_s_gen.pth / latest_net_f_gen.pth"]),
-    ("several", ["several StructureFlow saves (1000, 2000)", "2000_net_f_gen.pth"]),
+    ("several", ["several StructureFlow saves (900, 1000)", "1000_net_f_gen.pth"]),
     ("bad_name", ["is not named like a StructureFlow generator file"]),
     ("garbage", ["latest_net_s_gen.pth' is not a PyTorch state dict"]),
     ("swapped", ["not a StructureFlow structure reconstructor (StructureGen) state dict",
@@ -107,7 +107,7 @@ def test_errors_are_one_line(tmp_path, capsys, case, fragments):
   elif case == "no_partner":
     shutil.copy(s_gen, src / "latest_net_s_gen.pth")
   elif case == "several":
-    for it in ("1000", "2000"):
+    for it in ("900", "1000"):
       shutil.copy(s_gen, src / f"{it}_net_s_gen.pth")
       shutil.copy(f_gen, src / f"{it}_net_f_gen.pth")
   elif case == "bad_name":
