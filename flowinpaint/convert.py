@@ -4,6 +4,7 @@
   python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
   python -m flowinpaint.convert --from deepfill_v1_tf release_places2_256/ --to v1_places2/
   python -m flowinpaint.convert --from glcic_t7 completionnet_places2.t7 --to glcic/
+  python -m flowinpaint.convert --from structure_flow_pth results/places/checkpoints --to sf/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
   python -m flowinpaint.convert --from flownet2_pth FlowNet2_checkpoint.pth.tar --to fn2/
@@ -14,7 +15,9 @@ and `snap-0.data-00000-of-00001`, or the prefix .../snap-0) without TensorFlow;
 deepfill_v2_pytorch reads the PyTorch port's .pth without torch and without unpickling anything
 but tensors (so a downloaded file cannot run code). deepfill_v1_tf reads DeepFill v1's official
 TF release (v1.0.0, the same folder layout); glcic_t7 reads GLCIC's official Torch7 model
-(completionnet_places2.t7) without Lua or torch. See experiments/pretrained/README.md for
+(completionnet_places2.t7) without Lua or torch; structure_flow_pth reads StructureFlow's two
+generator files (latest_net_s_gen.pth, latest_net_f_gen.pth; torch's legacy format, also without
+torch; experiments/pretrained/structure_flow.md). See experiments/pretrained/README.md for
 where to get the files and their licence. The target folder is a flowinpaint workdir
 (config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
 --checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's
@@ -56,6 +59,10 @@ IMPORTERS: dict[str, tuple[str, str]] = {
     "flownet2_pth": ("flowinpaint.convert:convert_flownet2",
                      "NVIDIA flownet2-pytorch's FlowNet2_checkpoint.pth.tar (or its FlowNet2-C, "
                      "-CS, -CSS, -S, -SD checkpoints)"),
+    "structure_flow_pth": ("flowinpaint.weights.structure_flow_torch:convert_checkpoint",
+                           "StructureFlow's official PyTorch checkpoints folder (RenYurui/"
+                           "StructureFlow: latest_net_s_gen.pth + latest_net_f_gen.pth) or one "
+                           "of the two files"),
 }
 FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.

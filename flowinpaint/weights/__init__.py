@@ -16,6 +16,9 @@
   `glcic.CompletionNetwork(variant='official')`.
 * `flownet2_torch`: maps NVIDIA/flownet2-pytorch's checkpoints (`FlowNet2_checkpoint.pth.tar`
   and the C/CS/CSS/S/SD ones) onto `models.flownet2.FlowNet2`.
+* `structure_flow_torch`: maps StructureFlow's official generators (RenYurui/StructureFlow,
+  `latest_net_s_gen.pth` + `latest_net_f_gen.pth`, spectral norm folded) onto the three-stage
+  model.
 
 The command-line front end is `python -m flowinpaint.convert`.
 """
