@@ -1,4 +1,4 @@
-"""Remove an object or a person from a video: `python -m flowinpaint.remove`.
+r"""Remove an object or a person from a video: `python -m flowinpaint.remove`.
 
   python -m flowinpaint.remove --video clip.mp4 --masks masks/ --output clean.mp4
   python -m flowinpaint.remove --video frames/ --masks logo.png --output clean_frames/ --dilate 4
