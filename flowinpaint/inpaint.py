@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--resize-mask", action="store_true",
                  help="resize a mask of another size to the image (nearest neighbour)")
+  p.add_argument("--mask-orientation", choices=("displayed", "stored"), default="displayed",
+                 help="which pixels the mask was drawn on: 'displayed' (default), the photo as "
+                 "viewers show it, turned by its EXIF orientation; 'stored', the pixels as the "
+                 "file stores them (an editor that ignores EXIF), so the mask is turned too")
   p.add_argument("--invert-mask", action="store_true",
                  help="the mask marks what to KEEP (black = hole)")
   p.add_argument("--dilate", type=int, default=0, metavar="PX",
@@ -234,15 +238,20 @@ class _MaskCache:
     self.args = args
     self.cache: dict[str, np.ndarray] = {}
 
-  def get(self, path: str, shape: tuple[int, int]) -> np.ndarray:
+  def get(self, path: str, shape: tuple[int, int], orientation: int = 1) -> np.ndarray:
+    """The hole for an image of `shape` whose EXIF `orientation` was applied on reading."""
     if path not in self.cache:
       self.cache[path] = image_io.read_mask(path, mask_from=self.args.mask_from,
                                             max_pixels=self.args.max_pixels)
     hole = self.cache[path]
+    stored = self.args.mask_orientation == "stored"
+    if stored:
+      hole = image_io.apply_orientation(hole, orientation)
     if hole.shape != shape and self.args.resize_mask:
       print(f"note: mask {path} resized from {hole.shape[1]}x{hole.shape[0]} to "
             f"{shape[1]}x{shape[0]} (nearest)", file=sys.stderr)
-    hole = image_io.fit_mask(hole, shape, resize=self.args.resize_mask, path=path)
+    hole = image_io.fit_mask(hole, shape, resize=self.args.resize_mask, path=path,
+                             orientation=1 if stored else orientation)
     return ~hole if self.args.invert_mask else hole
 
 
@@ -253,7 +262,7 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
   img = image_io.read_image(job.image, max_pixels=args.max_pixels)
   for note in img.notes:
     _warn(note)
-  hole = masks.get(job.mask, img.shape)
+  hole = masks.get(job.mask, img.shape, img.orientation)
   if args.dilate:
     hole = mask_ops.dilate(hole, args.dilate) > 0.5
   ratio = float(hole.mean())
