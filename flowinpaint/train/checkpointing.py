@@ -9,6 +9,7 @@ ever restored, so a run killed mid-save resumes from the previous one.
 import dataclasses
 import json
 import os
+import sys
 from typing import Any, Optional
 
 import jax
@@ -126,7 +127,7 @@ def load_for_inference(path: str) -> InferenceBundle:
       # A damaged file surfaces as ValueError, KeyError, OSError or TensorStore's bare
       # Exception, depending on which file it is.
       raise UserError(f"{directory} step {step} is not a readable flowinpaint checkpoint "
-                      f"({_first_line(e)}); is a file missing or truncated? Use another step "
+                      f"({damage_report(e)}); is a file missing or truncated? Use another step "
                       "or copy the checkpoint again") from None
   finally:
     manager.close()
@@ -151,10 +152,32 @@ def load_for_inference(path: str) -> InferenceBundle:
                          variables=variables, multiple=spec.multiple, step=step)
 
 
-def _first_line(error: Exception, limit: int = 300) -> str:
-  """An exception's message as one short line (TensorStore's run over many lines)."""
+def damage_report(error: Exception, limit: int = 300) -> str:
+  """A failed restore's exception as one short line, for the `error:` line.
+
+  Also silences what the failure leaves behind: the restore's other reads still finish, later,
+  and hand their results to an asyncio loop that is already closed; each then prints a
+  'RuntimeError: Event loop is closed' traceback (through sys.unraisablehook).
+  """
+  _drop_closed_loop_callbacks()
   text = " ".join(str(error).split()) or type(error).__name__
   return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _drop_closed_loop_callbacks() -> None:
+  """Wraps sys.unraisablehook (once) to drop exactly those orphaned callbacks' errors."""
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_closed_loop_callbacks", False):
+    return
+
+  def hook(unraisable):
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook.drops_closed_loop_callbacks = True
+  sys.unraisablehook = hook
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -240,8 +240,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     with reporting.timed(f"restoring step {latest} of {ckpt.directory}"):
       try:
         state, meta = ckpt.restore(latest, abstract)
-      except ValueError as e:
-        raise UserError(f"cannot resume from {ckpt.directory} step {latest}: {e}")
+      except Exception as e:  # pylint: disable=broad-except  # A damaged file: any type.
+        raise UserError(f"cannot resume from {ckpt.directory} step {latest}: "
+                        f"{checkpointing.damage_report(e)}") from None
     start_step = int(meta["data_position"])
   elif config.get("init_generator_from"):
     g_vars = warm_start.load_generator_variables(jax.device_get(state.g_vars),
