@@ -200,7 +200,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if config.model.get("fill_from_data_mean"):
     # GLCIC fills holes with the training set's mean pixel; the value is recorded in the
     # checkpoint's config, so inference uses the same one.
-    config.model.fill_value = data_mean_pixel(config, pipeline)
+    with reporting.timed("computing the training data's mean pixel"):
+      config.model.fill_value = data_mean_pixel(config, pipeline)
     logging.info("Hole fill value = data mean pixel %s ([-1, 1] RGB)",
                  ", ".join(f"{v:.4f}" for v in config.model.fill_value))
   models = Models(config)
@@ -362,13 +363,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         # report): a SIGTERM that arrived meanwhile is acted on now, one that comes later at
         # the next step.
         stopping = stop.requested
-        if stopping and not reported:
-          report(step, phase)
+        if stopping:
+          logging.warning("SIGTERM: saving step %d and stopping", step)
+          if not reported:
+            report(step, phase)
         if due_save or stopping:
           save(step)
         if stopping:
-          logging.warning("SIGTERM: saving step %d and stopping", step)
-          ckpt.wait()
+          ckpt.wait()  # An asynchronous save is only saved once it is on disk.
           logging.warning("SIGTERM: saved step %d; rerun the same command to resume", step)
           preempted = True
           break
