@@ -1,4 +1,4 @@
-"""Converts pretrained weights of other frameworks into a flowinpaint checkpoint.
+r"""Converts pretrained weights of other frameworks into a flowinpaint checkpoint.
 
   python -m flowinpaint.convert --from deepfill_v2_tf release_places2_256/ --to places2/
   python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
@@ -115,7 +115,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m flowinpaint.convert", description=__doc__.split("\n\n")[0],
-              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+              formatter_class=argparse.RawDescriptionHelpFormatter,
+              epilog=__doc__.split("\n\n", 1)[1])
   p.add_argument("--from", dest="fmt", nargs=2, metavar=("FORMAT", "FILE"), required=True,
                  help="the source format and its file: " + "; ".join(
                      f"{name}: {what}" for name, (_, what) in IMPORTERS.items()))
