@@ -1,15 +1,18 @@
-"""Remove an object or a person from a video: `python -m flowinpaint.remove`.
+r"""Remove an object or a person from a video: `python -m flowinpaint.remove`.
 
   python -m flowinpaint.remove --video clip.mp4 --masks masks/ --output clean.mp4
   python -m flowinpaint.remove --video frames/ --masks logo.png --output clean_frames/ --dilate 4
   python -m flowinpaint.remove --video walk.mp4 --segment person \
       --segmentation-weights deeplabv3_resnet50_coco-cd0a2569.pth --output clean.mp4
+  python -m flowinpaint.remove --video clip.mp4 --masks masks/ --flow flownet2:fn2/ \
+      --output clean.mp4   # fn2/: python -m flowinpaint.convert --from flownet2_pth ...
 
 VIDEO is a video file (mp4, mov, mkv, avi, ...) or a folder of frames (natural sort order: 2.png
 comes before 10.png). MASKS is a folder with one mask per frame, or one mask image for every frame
 (white, > 127 in any channel, = remove). OUTPUT is a video file (H.264; same fps, size and frame
-count as the input unless --fps/--resize say otherwise) or a folder of PNG frames, where every
-pixel outside the (dilated) masks is the input's, bit for bit. A video output keeps the input's
+count as the input unless --fps/--resize say otherwise; each frame of a variable-frame-rate input
+keeps its time) or a folder of PNG frames, where every pixel outside the (dilated) masks is the
+input's, bit for bit. A video output keeps the input's
 sound: the audio packets as they are when the container takes the codec, else re-encoded to AAC
 (--no-audio drops it; a frame folder has none).
 
@@ -65,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="image inpainter for never-seen regions: telea, ns, or a flowinpaint "
                  "checkpoint folder (default telea)")
   p.add_argument("--flow", default="dis",
-                 help="optical flow estimator: dis, farneback, or a flow_net checkpoint folder "
-                 "(default dis)")
+                 help="optical flow estimator: dis, farneback, flownet2:DIR (NVIDIA's FlowNet "
+                 "2.0 weights converted with python -m flowinpaint.convert --from flownet2_pth), "
+                 "or a flow_net checkpoint folder (default dis)")
   p.add_argument("--flow-completion", default="laplacian",
                  help="flow completion inside the holes: laplacian, or a dfc_net checkpoint "
                  "folder (default laplacian)")
@@ -76,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--no-audio", action="store_true",
                  help="write the video without the input's sound (by default its audio track is "
                  "copied, or re-encoded to AAC where the output container cannot hold it)")
-  p.add_argument("--quiet", action="store_true", help="no progress bars")
+  p.add_argument("--quiet", action="store_true",
+                 help="no progress bar and no time per stage")
   return p
 
 
@@ -97,9 +102,13 @@ def parse_resize(spec: str | None, width: int, height: int) -> tuple[int, int]:
   return w, h
 
 
-def select_frames(num_frames: int, in_fps: fractions.Fraction, fps: float | None
+def select_frames(num_frames: int, in_fps: fractions.Fraction, fps: float | None,
+                  times: Sequence[float] | None = None
                   ) -> tuple[list[int], fractions.Fraction]:
-  """Indices of the frames to keep for output rate `fps`, and that rate."""
+  """Indices of the frames to keep for output rate `fps`, and that rate.
+
+  `times`: each frame's time in seconds (a variable frame rate); None: frames 1 / in_fps apart.
+  """
   if fps is None:
     return list(range(num_frames)), in_fps
   if fps <= 0:
@@ -109,7 +118,10 @@ def select_frames(num_frames: int, in_fps: fractions.Fraction, fps: float | None
     raise UserError(f"--fps {fps} is above the input's {float(in_fps):.3f} fps; --fps can only "
                     "reduce the frame rate")
   # Keep the first frame of each output frame interval.
-  slots = [int(i * out / in_fps) for i in range(num_frames)]
+  if times is None:
+    slots = [int(i * out / in_fps) for i in range(num_frames)]
+  else:
+    slots = [int(t * out + 1e-9) for t in times]
   keep = [i for i in range(num_frames) if i == 0 or slots[i] != slots[i - 1]]
   return keep, out
 
@@ -158,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise UserError("--max-frames-in-memory must be at least 4")
   if args.crf < 0 or args.crf > 51:
     raise UserError("--crf must be between 0 and 51")
-  indices, out_fps = select_frames(info.num_frames, info.fps, args.fps)
+  variable = info.variable_rate()  # (shortest, longest) gap, or None at a constant rate
+  indices, out_fps = select_frames(info.num_frames, info.fps, args.fps,
+                                   info.frame_times if variable else None)
   size = parse_resize(args.resize, info.width, info.height)
   audio = None
   if info.audio is not None and not args.no_audio:
@@ -197,13 +211,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i in indices:
       yield pipeline.dilate(_resize(masks[i], size, nearest=True), args.dilate)
 
+  times = [info.frame_times[i] for i in indices] if variable else [None] * len(indices)
+  if variable:
+    gaps = f"frames {variable[0] * 1e3:.0f} to {variable[1] * 1e3:.0f} ms apart"
+    print(f"note: {args.video} has a variable frame rate ({gaps}): "
+          + (f"each frame keeps its time in {args.output}" if out_kind == "video" else
+             f"{args.output} is a folder of PNG frames, which keep no times"), file=sys.stderr)
   stages = pipeline.Stages(len(indices), progress=not args.quiet)
   if out_kind == "video":
     root, ext = os.path.splitext(args.output)
     tmp = f"{root}.partial{ext}"
     if audio is not None:
       audio.log = stages.log
-    writer = vio.VideoWriter(tmp, out_fps, size[1], size[0], crf=args.crf, audio=audio)
+    writer = vio.VideoWriter(tmp, out_fps, size[1], size[0], crf=args.crf, audio=audio,
+                             timed=bool(variable))
   else:
     names = [info.frame_names[i] for i in indices] if info.is_folder else None
     tmp, writer = None, vio.FolderWriter(args.output, names)
@@ -215,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flow_completer=completer, inpainter=inpainter,
         max_frames=args.max_frames_in_memory, stages=stages):
       stages.start("write")
-      writer.write(frame)
+      writer.write(frame, times[writer.count])
       stages.stop("write", 1)
     writer.close()
     done = True
@@ -228,11 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.abort()  # The run failed already; the partial file goes either way.
         os.remove(tmp)
   seconds = time.perf_counter() - start
+  if not args.quiet:
+    print(f"time per stage: {stages.summary()}", file=sys.stderr)
   if writer.count != len(indices):
     print(f"warning: decoded {writer.count} of the {len(indices)} frames the container "
           "announced", file=sys.stderr)
   sound = f" with the {audio.summary}" if audio is not None else ""
-  print(f"wrote {writer.count} frames ({size[0]}x{size[1]}, {float(out_fps):.3f} fps){sound} to "
+  rate = (f"a variable frame rate, {float(out_fps):.3f} fps on average"
+          if variable and out_kind == "video" else f"{float(out_fps):.3f} fps")
+  print(f"wrote {writer.count} frames ({size[0]}x{size[1]}, {rate}){sound} to "
         f"{args.output} in {seconds:.1f} s ({writer.count / max(seconds, 1e-9):.2f} frames/s)",
         file=sys.stderr)
   return 0

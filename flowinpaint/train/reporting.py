@@ -1,11 +1,15 @@
 """Logging without TensorFlow: TensorBoard events (tensorboardX), a JSON-lines log, progress."""
 
+import contextlib
 import json
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
+from absl import logging
 import numpy as np
+
+PARAMETER_TABLES = "parameters.txt"
 
 
 class MetricWriter:
@@ -82,3 +86,34 @@ def sample_grid(masked: np.ndarray, mask: np.ndarray, output: np.ndarray,
   columns = [to_uint8(masked), to_uint8(mask_rgb), to_uint8(output), to_uint8(target)]
   rows = np.concatenate(columns, axis=2)  # [N, H, 4W, 3]
   return rows.reshape(-1, *rows.shape[2:])
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+  """Logs `what...` as a phase starts and its duration when it ends (start-up phases)."""
+  logging.info("%s...", what)
+  start = time.perf_counter()
+  yield
+  logging.info("%s: done in %.1f s", what, time.perf_counter() - start)
+
+
+def parameter_summary(parts: Sequence[tuple[str, Any]]) -> str:
+  """One line: 'parameters: generator 115,258 (0.5 MB), discriminator ...' for (name, params)."""
+  import jax
+
+  def one(name, params):
+    leaves = jax.tree.leaves(params)
+    count, size = sum(x.size for x in leaves), sum(x.nbytes for x in leaves)
+    return f"{name} {count:,} ({size / 1e6:.1f} MB)"
+  return "parameters: " + ", ".join(one(n, p) for n, p in parts)
+
+
+def write_parameter_tables(workdir: str, parts: Sequence[tuple[str, Any]]) -> str:
+  """Writes every (name, params) table (clu's parameter overview) to WORKDIR/parameters.txt."""
+  from clu import parameter_overview
+
+  path = os.path.join(workdir, PARAMETER_TABLES)
+  with open(path, "w") as f:
+    for name, params in parts:
+      f.write(f"{name} parameters:\n{parameter_overview.get_parameter_overview(params)}\n\n")
+  return path

@@ -54,20 +54,34 @@ class RemovalConfig:
 
 
 class Stages:
-  """Per-stage progress bars (tqdm, frames/s) and wall-clock seconds per stage."""
+  """One progress bar for the whole removal, and wall-clock seconds and frames per stage.
+
+  The stages run in bursts (a window's flow, then its completion, ...), so a bar per stage would
+  sit still or show a rate diluted by the other stages' time. The one bar counts stage-frames
+  (every frame passes every stage), names the stage that is running, and shows no rate or ETA;
+  `summary()` gives each stage's own speed at the end.
+  """
 
   def __init__(self, total: int, *, progress: bool = True, stages=STAGES):
+    self.total = total
     self.seconds = {s: 0.0 for s in stages}
     self.frames = {s: 0 for s in stages}
-    self.bars = {}
+    self.bar = None
     if progress:
       from tqdm import tqdm  # Lazy: only the tools show bars.
-      self.bars = {s: tqdm(total=total, desc=f"{s:>9}", unit="frame", position=i, leave=True,
-                           dynamic_ncols=True) for i, s in enumerate(stages)}
+      self.bar = tqdm(total=total * len(stages), desc="removing", dynamic_ncols=True,
+                      bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix} [{elapsed}]")
+      self._show(stages[0])
     self._t0 = {}
+
+  def _show(self, stage: str) -> None:
+    written = self.frames.get("write", 0)
+    self.bar.set_postfix_str(f"{stage}, {written}/{self.total} frames written", refresh=True)
 
   def start(self, stage: str) -> None:
     self._t0[stage] = time.perf_counter()
+    if self.bar is not None:
+      self._show(stage)
 
   def stop(self, stage: str, frames: int = 0) -> None:
     self.seconds[stage] += time.perf_counter() - self._t0.pop(stage)
@@ -75,24 +89,29 @@ class Stages:
 
   def advance(self, stage: str, frames: int) -> None:
     self.frames[stage] += frames
-    if stage in self.bars:
-      bar = self.bars[stage]
-      # tqdm's own rate counts wall time since the start, stages overlap in it; this is the
-      # stage's own throughput.
-      rate = self.frames[stage] / max(self.seconds[stage], 1e-9)
-      bar.set_postfix_str(f"{rate:.2f} frames/s in stage", refresh=False)
-      bar.update(frames)
+    if self.bar is not None and frames:
+      self.bar.update(frames)
+      self._show(stage)
+
+  def summary(self) -> str:
+    """'flow 12.1 s (9.9 frames/s), ...': each stage's time and its own throughput."""
+    parts = []
+    for stage, seconds in self.seconds.items():
+      rate = self.frames[stage] / seconds if seconds > 0 else float("inf")
+      parts.append(f"{stage} {seconds:.1f} s ({rate:.1f} frames/s)" if self.frames[stage]
+                   else f"{stage} {seconds:.1f} s")
+    return ", ".join(parts)
 
   def log(self, message: str) -> None:
-    if self.bars:
-      next(iter(self.bars.values())).write(message)
+    if self.bar is not None:
+      self.bar.write(message)
     else:
       import sys
       print(message, file=sys.stderr)
 
   def close(self) -> None:
-    for bar in self.bars.values():
-      bar.close()
+    if self.bar is not None:
+      self.bar.close()
 
 
 def dilate(masks: np.ndarray, pixels: int) -> np.ndarray:
