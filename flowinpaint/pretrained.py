@@ -353,6 +353,15 @@ def add_arguments(parser: argparse.ArgumentParser, group: Optional[Any] = None, 
                       "(checksum verified where published)")
 
 
+def resolve_args(args: argparse.Namespace, attribute: str = "checkpoint") -> None:
+  """After parsing: `--pretrained NAME` becomes `args.<attribute>` = its checkpoint folder
+  (converted now if needed, downloaded first with --download). No-op without --pretrained."""
+  name = getattr(args, "pretrained", None)
+  if name:
+    setattr(args, attribute, resolve(name, weights=args.weights_dir,
+                                      download_missing=args.download))
+
+
 def table(releases: Sequence[Release], weights: str) -> str:
   rows = [("name", "system", "data", "files", "status", "licence")]
   for r in releases:
