@@ -5,7 +5,7 @@ r"""Remove an object or a person from a video: `python -m flowinpaint.remove`.
   python -m flowinpaint.remove --video walk.mp4 --segment person \
       --segmentation-weights deeplabv3_resnet50_coco-cd0a2569.pth --output clean.mp4
   python -m flowinpaint.remove --video clip.mp4 --masks masks/ --flow flownet2:fn2/ \
-      --output clean.mp4   # fn2/: python -m flowinpaint.convert --from flownet2_pth ...
+      --output clean.mp4 # fn2/: python -m flowinpaint.convert --from flownet2_pth ...
 
 VIDEO is a video file (mp4, mov, mkv, avi, ...) or a folder of frames (natural sort order: 2.png
 comes before 10.png). MASKS is a folder with one mask per frame, or one mask image for every frame
