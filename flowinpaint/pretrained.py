@@ -1,7 +1,11 @@
 """The authors' published weights: a catalogue, a weights folder, conversion on first use.
 
-  python -m flowinpaint.pretrained                      # the table: name, files, where, licence
-  python -m flowinpaint.pretrained --check glcic_places2 [--download]
+The first command lists the releases (name, files, status, licence); --where says where the
+authors publish one; --check converts one now and prints its checkpoint folder:
+
+  python -m flowinpaint.pretrained
+  python -m flowinpaint.pretrained --where edge_connect_places2
+  python -m flowinpaint.pretrained --check glcic_places2 --download
   python -m flowinpaint.inpaint --pretrained glcic_places2 --image a.jpg --mask m.png --output o.png
 
 Each release lives in its own folder of the weights folder, `WEIGHTS/NAME/`, holding the files
@@ -379,8 +383,14 @@ def table(releases: Sequence[Release], weights: str) -> str:
                    for row in rows)
 
 
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message: str):
+    raise UserError(f"{message} (see --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m flowinpaint.pretrained",
+  p = _Parser(prog="python -m flowinpaint.pretrained",
                               description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])
