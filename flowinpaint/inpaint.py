@@ -30,6 +30,7 @@ import numpy as np
 from flowinpaint import aux_outputs
 from flowinpaint import image_io
 from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.data import masks as mask_ops
 from flowinpaint.errors import UserError, cli_entry
 
@@ -41,14 +42,15 @@ class _Parser(argparse.ArgumentParser):
   """argparse whose errors are one `error: ...` line (via cli_entry), not usage + error."""
 
   def error(self, message: str):
-    if message.startswith("one of the arguments --checkpoint --method is required"):
+    if message.startswith("one of the arguments --checkpoint --method"):
       raise _no_way_to_fill()
     raise UserError(f"{message} (see --help)")
 
 
 def _no_way_to_fill() -> UserError:
   return UserError(f"choose how to fill: --method {'|'.join(inference.method_names())} (no "
-                   "model) or --checkpoint DIR (a trained flowinpaint model)")
+                   "model), --checkpoint DIR (a trained flowinpaint model) or --pretrained NAME "
+                   "(the authors' weights; python -m flowinpaint.pretrained lists them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
   how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  pretrained.add_arguments(p, how)
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--resize-mask", action="store_true",
                  help="resize a mask of another size to the image (nearest neighbour)")
@@ -343,7 +346,7 @@ def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
 @cli_entry
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
-  if not args.method and not args.checkpoint:  # --checkpoint ''
+  if not args.method and not args.checkpoint and not args.pretrained:  # --checkpoint ''
     raise _no_way_to_fill()
   if args.radius < 1:
     raise UserError(f"--radius must be >= 1, got {args.radius}")
@@ -363,6 +366,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"{'crops' if args.strategy == 'crop' else 'a downscaled copy'}: use "
                     "--strategy full (or auto, whole up to --crop-trigger px)")
   jobs = plan(args)
+  pretrained.resolve_args(args)
   inputs = image_io.InputFiles(sorted({j.image for j in jobs} |
                                       {j.mask for j in jobs if j.mask}))
   inpainter = _make_inpainter(args)

@@ -33,6 +33,8 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.errors import UserError, cli_entry
 
 
@@ -64,9 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--input-fps", type=float, default=24.0,
                  help="frame rate of a frame-folder input (default 24)")
   p.add_argument("--resize", help="process at WxH (e.g. 432x240) or a scale (e.g. 0.5)")
-  p.add_argument("--fill-method", default="telea",
-                 help="image inpainter for never-seen regions: telea, ns, or a flowinpaint "
-                 "checkpoint folder (default telea)")
+  p.add_argument("--fill-method",
+                 help="image inpainter for never-seen regions: a method that needs no model "
+                 f"({', '.join(inference.method_names())}) or a flowinpaint checkpoint folder "
+                 "(default telea)")
+  pretrained.add_arguments(p, flag="--pretrained",
+                           what="the image inpainter for never-seen regions instead of "
+                           "--fill-method")
   p.add_argument("--flow", default="dis",
                  help="optical flow estimator: dis, farneback, flownet2:DIR (NVIDIA's FlowNet "
                  "2.0 weights converted with python -m flowinpaint.convert --from flownet2_pth), "
@@ -146,6 +152,8 @@ def _make_part(flag: str, value: str, make):
 @cli_entry
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  if args.pretrained and args.fill_method:
+    raise UserError("--pretrained and --fill-method both choose the image inpainter; give one")
   from flowinpaint.video import io as vio  # Lazy: keep --help fast.
   from flowinpaint.video import pipeline
 
@@ -191,9 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"one ({info.audio}) is kept", file=sys.stderr)
   from flowinpaint.inference import make_inpainter
   from flowinpaint.video.flow import make_flow_estimator
+  pretrained.resolve_args(args, "fill_method")
   estimator = _make_part("--flow", args.flow, make_flow_estimator)
   completer = _make_part("--flow-completion", args.flow_completion, pipeline.make_flow_completer)
-  inpainter = _make_part("--fill-method", args.fill_method, make_inpainter)
+  inpainter = _make_part("--fill-method", args.fill_method or "telea", make_inpainter)
 
   keep = set(indices)
 
