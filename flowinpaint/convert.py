@@ -187,7 +187,8 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
   d_opt = {}
   if models.discriminator is not None:
     d_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
-    d_init = lambda: models.discriminator.init(d_rng, image, mask, train=False)
+    d_example = state_lib.discriminator_example(models.generator, {"params": params}, image, mask)
+    d_init = lambda: models.discriminator.init(d_rng, d_example, mask, train=False)
     if d_vars is not None:
       d_vars = jax.tree.map(jnp.asarray, d_vars)
       if (jax.tree.map(lambda x: (x.shape, x.dtype), d_vars) !=
