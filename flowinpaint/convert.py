@@ -2,14 +2,17 @@
 
   python -m flowinpaint.convert --from deepfill_v2_tf release_places2_256/ --to places2/
   python -m flowinpaint.convert --from deepfill_v2_pytorch states_tf_places2.pth --to places2/
+  python -m flowinpaint.convert --from edge_connect_pth checkpoints/places2/ --to ec_places2/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
 
 deepfill_v2_tf reads the official TensorFlow release (a folder with `checkpoint`, `snap-0.index`
 and `snap-0.data-00000-of-00001`, or the prefix .../snap-0) without TensorFlow;
 deepfill_v2_pytorch reads the PyTorch port's .pth without torch and without unpickling anything
-but tensors (so a downloaded file cannot run code). See experiments/pretrained/README.md for
-where to get the files and their licence. The target folder is a flowinpaint workdir
+but tensors (so a downloaded file cannot run code); edge_connect_pth reads EdgeConnect's
+checkpoint folder the same way (its files are in torch's legacy format, also read without
+torch). See experiments/pretrained/README.md for where to get the files and their licence.
+The target folder is a flowinpaint workdir
 (config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
 --checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's
 discriminator when the TF checkpoint has one, else a freshly initialised one).
@@ -36,6 +39,10 @@ IMPORTERS: dict[str, tuple[str, str]] = {
     "deepfill_v2_tf": ("flowinpaint.convert:convert_deepfill_v2",
                        "DeepFill v2's official TF release: the checkpoint folder, prefix or "
                        ".index file"),
+    "edge_connect_pth": ("flowinpaint.weights.edge_connect_torch:import_release",
+                         "EdgeConnect's release (knazeri/edge-connect): the checkpoint folder "
+                         "with EdgeModel_gen.pth and InpaintingModel_gen.pth (and the _dis.pth "
+                         "files when present)"),
 }
 FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.

@@ -248,3 +248,105 @@ def convert_discriminator(obj: Any, channels_in: int) -> tuple[dict[str, Any], i
 def iteration(obj: Any) -> Optional[int]:
   value = obj.get("iteration") if isinstance(obj, Mapping) else None
   return int(value) if isinstance(value, (int, np.integer)) else None
+
+
+# --- `python -m flowinpaint.convert --from edge_connect_pth FOLDER` (convert.IMPORTERS).
+
+_STAGE_CONFIGS = {"edge_connect": "edge_connect.py", "edge_connect_inpaint":
+                  "edge_connect_inpaint.py", "edge_connect_edge": "edge_connect_edge.py"}
+
+
+def release_files(path: str) -> dict[str, str]:
+  """{file name: path} of the release files in the folder `path` (or the folder of a file
+  `path` that is one of them)."""
+  import os
+  names = tuple(GENERATOR_FILES.values()) + tuple(DISCRIMINATOR_FILES.values())
+  folder = path
+  if os.path.isfile(path) and os.path.basename(path) in names:
+    folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    return {}
+  return {n: os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))}
+
+
+def import_release(path: str, options: Any, fmt: str) -> Any:
+  """EdgeConnect's checkpoint folder -> `convert.Converted` (the importer of convert.IMPORTERS).
+
+  Both generators: model 'edge_connect' (configs/edge_connect.py's last stage); only
+  InpaintingModel_gen.pth: 'edge_connect_inpaint' (G2 on the Canny edges of the known pixels);
+  only EdgeModel_gen.pth: 'edge_connect_edge' (an edge predictor, not an image inpainter). The
+  discriminator of that model is converted when its file is there, else it starts fresh.
+  """
+  import os
+  import sys
+  from flowinpaint import convert
+  from flowinpaint.errors import UserError
+  from flowinpaint.weights import torch_pickle
+
+  if not os.path.exists(path):
+    raise UserError(f"EdgeConnect checkpoint folder {path!r} does not exist")
+  files = release_files(path)
+  gens = [part for part, name in GENERATOR_FILES.items() if name in files]
+  if not gens:
+    raise UserError(f"{path!r} holds no EdgeConnect generator: expected a folder with "
+                    f"{GENERATOR_FILES['edge']} and/or {GENERATOR_FILES['inpaint']} (the "
+                    "release's checkpoints/<dataset>/ folder)")
+  model = {("edge", "inpaint"): "edge_connect", ("inpaint",): "edge_connect_inpaint",
+           ("edge",): "edge_connect_edge"}[tuple(gens)]
+
+  def read(name: str) -> Any:
+    try:
+      return torch_pickle.load(files[name])
+    except torch_pickle.NotAStateDict as e:
+      raise UserError(f"{files[name]!r} is not a PyTorch checkpoint this reader accepts: {e}")
+    except OSError as e:
+      raise UserError(f"cannot read {files[name]!r}: {e}") from e
+
+  params: dict[str, Any] = {}
+  shapes, iterations = set(), {}
+  for part in gens:
+    obj = read(GENERATOR_FILES[part])
+    try:
+      variables, width, n_res = convert_generator(obj, part)
+    except ConversionError as e:
+      raise UserError(f"{files[GENERATOR_FILES[part]]!r}: {e}") from e
+    params[part] = variables["params"]
+    shapes.add((width, n_res))
+    iterations[part] = iteration(obj)
+  if len(shapes) != 1:
+    raise UserError(f"the two generators of {path!r} differ in width or residual blocks "
+                    f"({sorted(shapes)}); they are not one release")
+  (width, n_res), = shapes
+
+  d_part = "edge" if model == "edge_connect_edge" else "inpaint"
+  d_vars, d_width = None, width
+  if DISCRIMINATOR_FILES[d_part] in files:
+    try:
+      d_vars, d_width = convert_discriminator(read(DISCRIMINATOR_FILES[d_part]),
+                                              2 if d_part == "edge" else 3)
+    except ConversionError as e:
+      raise UserError(f"{files[DISCRIMINATOR_FILES[d_part]]!r}: {e}") from e
+  else:
+    print(f"note: no {DISCRIMINATOR_FILES[d_part]}; fine-tuning starts from a fresh "
+          "discriminator", file=sys.stderr)
+
+  config_path = options.config_path or os.path.join(convert._CONFIGS, _STAGE_CONFIGS[model])
+  config = convert.load_config(config_path)
+  for key in ("stage_order", "stages"):  # a chain's config: its last stage's settings
+    if key in config:
+      del config[key]
+  if not str(config.model.name).startswith("edge_connect"):
+    raise UserError(f"--config {config_path!r} is for model {config.model.name!r}, not "
+                    "EdgeConnect")
+  config.model.name = model
+  config.model.width, config.model.n_res, config.model.d_width = width, n_res, d_width
+  config.model.edge_spectral_norm = False  # folded into the converted kernels
+  source = {"format": fmt, "folder": os.path.basename(os.path.normpath(path)),
+            "files": sorted(files), "iterations": iterations,
+            "spectral_norm": "folded into the generator kernels",
+            "discriminator": "converted" if d_vars is not None else "fresh"}
+  what = {"edge_connect": "edge + inpainting generators",
+          "edge_connect_inpaint": "inpainting generator only (Canny edges of the known pixels)",
+          "edge_connect_edge": "edge generator only (an edge predictor, not an inpainter)"}[model]
+  return convert.Converted(config, {"params": params}, d_vars, source,
+                           summary=f"EdgeConnect, {what}")
