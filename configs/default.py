@@ -62,9 +62,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.feature_matching_weight = 0.0  # Discriminator feature matching (EdgeConnect G1).
   # ImageNet-VGG feature losses (flowinpaint/train/feature_losses.py): 'none' | 'pconv' (VGG-16
   # pool1-3 on output and composite) | 'structure_flow' (VGG-19 content, hole style, sampling
-  # correctness) | 'edge_connect' (VGG-19 content and hole style on [0, 1] images). They need torchvision VGG weights from a local file (`vgg_weights`, e.g.
-  # vgg16-397923af.pth / vgg19-dcbb9e9d.pth; never downloaded); without one they are off and the
-  # log says so. A weight of 0 switches a term off.
+  # correctness) | 'edge_connect' (VGG-19 content and hole style on [0, 1] images). They need
+  # torchvision VGG weights from a local file (`vgg_weights`, e.g. vgg16-397923af.pth /
+  # vgg19-dcbb9e9d.pth; never downloaded); without one they are off and the log says so. A
+  # weight of 0 switches a term off.
   config.loss.feature_recipe = "none"
   config.loss.perceptual_weight = 0.0
   config.loss.style_weight = 0.0

@@ -213,16 +213,17 @@ class _EdgeConnectModel(nn.Module):
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
-  def prepare(self, image: Array, mask: Array, *, train: bool):
-    """(image01, gray, full-image edges, known edges), all in [0, 1], no gradient.
+  def prepare(self, image: Array, mask: Array, *, train: bool, want_full: bool = False):
+    """(image01, gray, full-image edges or None, known edges), in [0, 1], no gradient.
 
-    The known edges are the full image's in training and those of the known pixels otherwise.
+    The known edges are the full image's in training and those of the known pixels otherwise;
+    the full image's are computed with train=False only when `want_full`.
     """
     image01 = (jax.lax.stop_gradient(image).astype(jnp.float32) + 1.0) / 2.0
     gray = rgb_to_gray(image01)
     opts = dict(sigma=self.canny_sigma, low_threshold=self.canny_low,
                 high_threshold=self.canny_high)
-    full = canny(gray, **opts)
+    full = canny(gray, **opts) if train or want_full else None
     known = full if train else canny(gray, mask=1.0 - mask, **opts)
     return image01, gray, full, known
 
@@ -256,7 +257,7 @@ class EdgeConnectEdge(_EdgeConnectModel):
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
     mask = mask.astype(jnp.float32)
-    _, gray, full, known = self.prepare(image, mask, train=train)
+    _, gray, full, known = self.prepare(image, mask, train=train, want_full=True)
     logits = self.edge_generator()(edge_inputs(gray, known, mask), train=train)
     return {'output': 2.0 * jax.nn.sigmoid(logits) - 1.0, 'target': 2.0 * full - 1.0,
             'condition': 2.0 * gray - 1.0, 'edges_input': 2.0 * known * (1.0 - mask) - 1.0}
