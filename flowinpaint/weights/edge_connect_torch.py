@@ -62,6 +62,8 @@ def _state_dict(obj: Any, key: str) -> Mapping[str, np.ndarray]:
   sd = obj[key]
   if not isinstance(sd, Mapping) or not sd or not all(isinstance(k, str) for k in sd):
     raise ConversionError(f"{key!r} is not a state dict")
+  if all(k.startswith("module.") for k in sd):  # saved from nn.DataParallel (several GPUs)
+    sd = {k[len("module."):]: v for k, v in sd.items()}
   return sd
 
 

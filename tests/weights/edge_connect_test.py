@@ -151,6 +151,15 @@ def test_spectral_norm_uses_the_stored_vectors(release):
   np.testing.assert_allclose(kernel, (w / stored).transpose(2, 3, 1, 0), rtol=1e-6)
 
 
+def test_data_parallel_names_are_accepted(release):
+  sd = release["InpaintingModel_gen"]["generator"]
+  plain, _, _ = ect.convert_generator(release["InpaintingModel_gen"], "inpaint")
+  wrapped, _, _ = ect.convert_generator(
+      {"generator": {f"module.{k}": v for k, v in sd.items()}}, "inpaint")
+  for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(wrapped)):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_conversion_errors_name_the_problem(release):
   gen = dict(release["InpaintingModel_gen"])
   with pytest.raises(ect.ConversionError, match="no 'generator' entry"):
