@@ -5,6 +5,7 @@ r"""Converts pretrained weights of other frameworks into a flowinpaint checkpoin
   python -m flowinpaint.convert --from deepfill_v1_tf release_places2_256/ --to v1_places2/
   python -m flowinpaint.convert --from glcic_t7 completionnet_places2.t7 --to glcic/
   python -m flowinpaint.convert --from structure_flow_pth results/places/checkpoints --to sf/
+  python -m flowinpaint.convert --from edge_connect_pth checkpoints/places2/ --to ec_places2/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
   python -m flowinpaint.convert --from flownet2_pth FlowNet2_checkpoint.pth.tar --to fn2/
@@ -17,8 +18,9 @@ but tensors (so a downloaded file cannot run code). deepfill_v1_tf reads DeepFil
 TF release (v1.0.0, the same folder layout); glcic_t7 reads GLCIC's official Torch7 model
 (completionnet_places2.t7) without Lua or torch; structure_flow_pth reads StructureFlow's two
 generator files (latest_net_s_gen.pth, latest_net_f_gen.pth; torch's legacy format, also without
-torch; experiments/pretrained/structure_flow.md). See experiments/pretrained/README.md for
-where to get the files and their licence. The target folder is a flowinpaint workdir
+torch; experiments/pretrained/structure_flow.md); edge_connect_pth reads EdgeConnect's checkpoint
+folder the same way. See experiments/pretrained/README.md for where to get the files and their
+licence. The target folder is a flowinpaint workdir
 (config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
 --checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's
 discriminator when the TF checkpoint has one, else a freshly initialised one).
@@ -63,6 +65,10 @@ IMPORTERS: dict[str, tuple[str, str]] = {
                            "StructureFlow's official PyTorch checkpoints folder (RenYurui/"
                            "StructureFlow: latest_net_s_gen.pth + latest_net_f_gen.pth) or one "
                            "of the two files"),
+    "edge_connect_pth": ("flowinpaint.weights.edge_connect_torch:import_release",
+                         "EdgeConnect's release (knazeri/edge-connect): the checkpoint folder "
+                         "with EdgeModel_gen.pth and InpaintingModel_gen.pth (and the _dis.pth "
+                         "files when present)"),
 }
 FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.
@@ -240,7 +246,9 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
       size = int(config.get("image_size", 64))
       d_image = jnp.zeros((1, size, size, image_channels), jnp.float32)
       d_mask = jnp.zeros((1, size, size, 1), jnp.float32)
-      d_init = lambda: models.discriminator.init(d_rng, d_image, d_mask, train=False)
+      # What the generator produces (plus its 'condition' channels: EdgeConnect's edge critic).
+      d_example = state_lib.discriminator_example(models.generator, g_vars, d_image, d_mask)
+      d_init = lambda: models.discriminator.init(d_rng, d_example, d_mask, train=False)
       if d_vars is not None:
         d_vars = jax.tree.map(jnp.asarray, d_vars)
         if spec(d_vars) != spec(dict(jax.eval_shape(d_init))):

@@ -18,7 +18,9 @@ With a StructureFlow checkpoint, --save-structure DIR / --save-flow DIR also wri
 structure and appearance flow (INDEX_structure.png, INDEX_flow.png, INDEX_flow.npy; INDEX is the
 image's 4-digit position in the evaluation set; see flowinpaint.aux_outputs). They come from the
 same pass as the scored images (one compilation, no second run over the set), so the timings
-then include returning them from the device: compare speed without these options.
+then include returning them from the device: compare speed without these options. With an
+EdgeConnect checkpoint, --save-edges DIR writes the edge map each image was inpainted with
+(INDEX_edges.png) the same way.
 """
 
 from __future__ import annotations
@@ -200,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="StructureFlow checkpoints: write INDEX_flow.png (the appearance flow "
                  "colour-coded, each 1/4-resolution cell a 4x4 block) and INDEX_flow.npy "
                  "(float32 [SIZE/4, SIZE/4, 2], (dx, dy) in image pixels)")
+  p.add_argument("--save-edges", metavar="DIR",
+                 help="EdgeConnect checkpoints: write INDEX_edges.png, the edge map the model "
+                 "inpainted each image with (grayscale, 255 = edge, SIZE x SIZE); DIR is created "
+                 "if missing")
   return p
 
 
@@ -343,7 +349,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if dirs:
     written = write_aux(runner.aux, dirs, images.shape[1:3],
                         inputs=[args.output] if args.output else [])
-    print(f"wrote {len(written)} structure / flow files to {', '.join(sorted(set(dirs.values())))}")
+    kinds = " / ".join(k for k in aux_outputs.OPTIONS if k in dirs)
+    print(f"wrote {len(written)} {kinds} files to {', '.join(sorted(set(dirs.values())))}")
   if args.output:
     record = {
         "inpainter": args.method or args.pretrained or args.checkpoint,

@@ -9,6 +9,9 @@ A large photo (the default --strategy auto picks one by size; see flowinpaint.hi
 StructureFlow's structure and appearance flow next to the result (flowinpaint.aux_outputs):
   python -m flowinpaint.inpaint --checkpoint sf_run/ --image photos/ --mask masks/ \
       --output out/ --save-structure out/structure --save-flow out/flow
+EdgeConnect's edge map (the edges it inpainted with) next to the result:
+  python -m flowinpaint.inpaint --checkpoint ec_run/ --image photo.jpg --mask mask.png \
+      --output out.png --save-edges out/edges
 
 Masks: white (> 127 in any channel) = hole. Any size and RGB / RGBA / grayscale images work: the
 output has the input's size and mode (alpha kept unchanged), and every pixel outside the hole is
@@ -96,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="'glcic': GLCIC's post-processing of the filled hole (OpenCV fast-marching "
                  "fill, then Poisson blending of the hole region)")
   sf = p.add_argument_group(
-      "model internals (StructureFlow checkpoints; flowinpaint.aux_outputs)",
+      "model internals (StructureFlow and EdgeConnect checkpoints; flowinpaint.aux_outputs)",
       # Broken by hand: the raw formatter that keeps the examples' lines keeps these too.
       "Each image then runs whole, in one pass: --strategy full, or auto on images up\n"
       "to --crop-trigger px (crop and resize are refused: the structure and flow of\n"
@@ -109,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                   help="write STEM_flow.png (the appearance flow colour-coded, each 1/4-"
                   "resolution cell a 4x4 block) and STEM_flow.npy (float32 [ceil(H/4), "
                   "ceil(W/4), 2], (dx, dy) in image pixels)")
+  sf.add_argument("--save-edges", metavar="DIR",
+                  help="EdgeConnect: write STEM_edges.png, the edge map the model inpainted with "
+                  "(predicted edges in the hole, Canny edges of the known pixels outside; "
+                  "grayscale, 255 = edge) at the image's size")
   hd = p.add_argument_group("high resolution (flowinpaint.highres)")
   hd.add_argument("--strategy", choices=("auto", "full", "crop", "resize"), default="auto",
                   help="'crop': inpaint a margin around each hole region and paste back; "
@@ -325,7 +332,8 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
 
 def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
                     args: argparse.Namespace) -> None:
-  """UserError unless the image runs whole (the structure and flow of crops would not tile)."""
+  """UserError unless the image runs whole (the structure, flow or edges of crops would not
+  tile)."""
   if args.strategy == "auto" and max(shape) > args.crop_trigger:
     h, w = shape
     raise UserError(f"{image} is {w}x{h}, larger than --crop-trigger {args.crop_trigger}, so "
@@ -337,7 +345,8 @@ def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
 
 def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
                shape: tuple[int, int], inputs: Sequence[str]) -> list[str]:
-  """Writes STEM_structure.png / STEM_flow.png / STEM_flow.npy as requested; returns the paths."""
+  """Writes STEM_structure.png / STEM_flow.png / STEM_flow.npy / STEM_edges.png as requested;
+  returns the paths."""
   if not dirs:
     return []
   return aux_outputs.write(aux, dirs, _stem(job.image), shape, inputs=inputs)

@@ -19,6 +19,9 @@
 * `structure_flow_torch`: maps StructureFlow's official generators (RenYurui/StructureFlow,
   `latest_net_s_gen.pth` + `latest_net_f_gen.pth`, spectral norm folded) onto the three-stage
   model.
+* `edge_connect_torch`: maps EdgeConnect's release (knazeri/edge-connect: `EdgeModel_gen.pth`,
+  `InpaintingModel_gen.pth`, the `_dis.pth` files) onto `models.edge_connect`, spectral norm
+  folded into the generators' kernels from the stored u / v.
 
 The command-line front end is `python -m flowinpaint.convert`.
 """
