@@ -80,8 +80,8 @@ class FlowHead(nn.Module):
   """
   width: int = 64
   out_channels: int = 2
-  variant: str = "flowinpaint"
   dtype: Any = jnp.float32
+  variant: str = "flowinpaint"
 
   @nn.compact
   def __call__(self, x: Array, height: int, width: int) -> Array:
@@ -126,10 +126,10 @@ class DFCStage(nn.Module):
   stage_sizes: Sequence[int] = (3, 4, 6, 3)
   width: int = 64
   norm: str = "batch"
+  dtype: Any = jnp.float32
   out_channels: int = 2
   variant: str = "flowinpaint"
   head: str = "multi"
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -142,7 +142,7 @@ class DFCStage(nn.Module):
     if self.head == "single":
       out = SingleScaleFlowHead(self.out_channels, dtype=self.dtype, name="head")(feats, h, w)
     elif self.head == "multi":
-      out = FlowHead(self.width, self.out_channels, self.variant, dtype=self.dtype,
+      out = FlowHead(self.width, self.out_channels, dtype=self.dtype, variant=self.variant,
                      name="head")(feats, h, w)
     else:
       raise ValueError(f"unknown DFC-Net head {self.head!r}; choose multi or single")
@@ -174,9 +174,9 @@ class DFVIStage(nn.Module):
     del mask, train  # The hole is a channel of the image; BatchNorm is frozen.
     if self.depth not in BACKBONES:
       raise ValueError(f"DFVI stages are ResNet-50 or ResNet-101, not {self.depth}")
-    stage = DFCStage(BACKBONES[self.depth], 64, norm="frozen", out_channels=self.out_channels,
-                     variant="dfvi", head="multi" if self.depth == 50 else "single",
-                     dtype=self.dtype, name="stage")
+    stage = DFCStage(BACKBONES[self.depth], 64, norm="frozen", dtype=self.dtype,
+                     out_channels=self.out_channels, variant="dfvi",
+                     head="multi" if self.depth == 50 else "single", name="stage")
     return {"output": stage(jnp.asarray(image, jnp.float32), False)}
 
 
