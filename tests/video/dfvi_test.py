@@ -217,14 +217,14 @@ def _constant_flows(t, h, w):
 
 
 def test_stage1_windows_and_compositing():
-  t, h, w = 7, 16, 24
+  t, h, w = 7, 32, 48
   forward, backward = _constant_flows(t, h, w)
   holes = np.zeros((t, h, w), bool)
-  holes[2, 2:14, 2:22] = True
+  holes[2, 8:24, 12:36] = True
   completer = _Recording(1)
   fwd, bwd = completer.complete_both(forward, backward, holes[:-1], holes[1:])
   # Stage 1 ran once per direction, only for the flows with a hole (frame 2's).
-  assert [(k, x.shape) for k, x in completer.inputs] == [(0, (1, 8, 12, 33))] * 2
+  assert [(k, x.shape) for k, x in completer.inputs] == [(0, (1, 16, 24, 33))] * 2
   x_f, x_b = completer.inputs[0][1][0], completer.inputs[1][1][0]
   # u at a known pixel, back in full-size pixels, names each window entry: the 11 flows of the
   # same direction around frame 2, indices clamped to the clip; the backward sequence starts
@@ -235,11 +235,11 @@ def test_stage1_windows_and_compositing():
   for x in (x_f, x_b):
     np.testing.assert_array_equal(x[..., 2::3].max(axis=(0, 1)), np.eye(11)[5])
     assert not (x[..., 15] == 0).any()  # the centre's hole was pre-filled, not left at 0 ...
-  np.testing.assert_allclose(x_f[4, 6, 15], 1.5, atol=1e-6)  # ... harmonically: constant 1.5
+  np.testing.assert_allclose(x_f[8, 12, 15], 1.5, atol=1e-6)  # ... harmonically: constant 1.5
   # In the hole: the stage's output (marker 1000 + 1.5 at half size), scaled to full size;
   # outside: the flow through the authors' resizes (constant stays constant).
-  np.testing.assert_allclose(fwd[2, 8, 12], [2003.0, 2003.0], rtol=1e-6)
-  np.testing.assert_allclose(bwd[1, 8, 12], [1998.0, 1998.0], rtol=1e-6)
+  np.testing.assert_allclose(fwd[2, 16, 24], [2003.0, 2003.0], rtol=1e-6)
+  np.testing.assert_allclose(bwd[1, 16, 24], [1998.0, 1998.0], rtol=1e-6)
   np.testing.assert_allclose(fwd[2, 0, 0], [3.0, 0.0], atol=1e-5)
   np.testing.assert_allclose(np.delete(fwd, 2, 0), np.delete(forward, 2, 0), atol=1e-5)
 
@@ -248,20 +248,20 @@ def test_refinement_stages_windows_and_the_last_write():
   """With a hole on frame 5 of 7, the last forward flow (5) is completed twice per
   refinement stage, in frame 5's window and in frame 6's (the authors' list clamps 6 to 5);
   frame 6's, written last, stays: its marker is frame 6's backward flow."""
-  t, h, w = 7, 16, 24
+  t, h, w = 7, 32, 48
   forward, backward = _constant_flows(t, h, w)
   holes = np.zeros((t, h, w), bool)
-  holes[5, 2:14, 2:22] = True
-  completer = _Recording(3, ((12, 20), (16, 24)))
+  holes[5, 4:28, 4:44] = True
+  completer = _Recording(3, ((24, 40), (32, 48)))
   fwd, bwd = completer.complete_both(forward, backward, holes[:-1], holes[1:])
   assert [(k, x.shape) for k, x in completer.inputs] == [
-      (0, (1, 8, 12, 33)), (0, (1, 8, 12, 33)), (1, (2, 12, 20, 66)), (2, (2, 16, 24, 66))]
+      (0, (1, 16, 24, 33)), (0, (1, 16, 24, 33)), (1, (2, 24, 40, 66)), (2, (2, 32, 48, 66))]
   x = completer.inputs[2][1]  # stage 2, centres 5 and 6
-  fwd_u, bwd_u = x[:, 0, 0, 0:33:3] / 20 * 24, x[:, 0, 0, 33::3] / 20 * 24
+  fwd_u, bwd_u = x[:, 0, 0, 0:33:3] / 40 * 48, x[:, 0, 0, 33::3] / 40 * 48
   np.testing.assert_allclose(fwd_u[1], np.clip(np.arange(1, 12), 0, 5) + 1, rtol=1e-6)
   np.testing.assert_allclose(bwd_u[1], -np.clip(np.arange(1, 12), 0, 6), rtol=1e-6)
-  # Frame 6's backward flow -6 px -> -5 at 20 px wide -> -6 at 24 (stage 3) + 3000.
-  np.testing.assert_allclose(fwd[5, 8, 12], [2994.0, 2994.0], rtol=1e-6)
+  # Frame 6's backward flow -6 px -> -3 at 24 px wide -> -5 at 40 -> -6 at 48 (stage 3) + 3000.
+  np.testing.assert_allclose(fwd[5, 16, 24], [2994.0, 2994.0], rtol=1e-6)
   assert np.isfinite(bwd).all() and bwd.shape == backward.shape
 
 
