@@ -16,6 +16,11 @@
   `glcic.CompletionNetwork(variant='official')`.
 * `flownet2_torch`: maps NVIDIA/flownet2-pytorch's checkpoints (`FlowNet2_checkpoint.pth.tar`
   and the C/CS/CSS/S/SD ones) onto `models.flownet2.FlowNet2`.
+* `dfc_net_torch`: maps Deep Flow-Guided Video Inpainting's DFC-Net stage files
+  (`resnet50_stage1.pth`, `davis_stage2.pth`, `davis_stage3.pth`, `resnet101_movie.pth`) onto
+  `flow_completion.DFVIStage` (ResNet-50 / -101, `DFCStage(variant='dfvi')`).
+* `deepfill_v1_dfvi`: maps DFVI's PyTorch port of DeepFill v1 (`imagenet_deepfill.pth`, BGR) onto
+  `deepfill_v1.Generator(attention_downscale='grid_bilinear')` (the port under torch 0.4.0).
 
 The command-line front end is `python -m flowinpaint.convert`.
 """

@@ -26,7 +26,6 @@ things around it (see tests/weights/data/README.md):
   ops.py is run too, for the 'v1.1' outputs.
 """
 
-import importlib.util
 import os
 import sys
 import types
