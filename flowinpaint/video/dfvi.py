@@ -213,16 +213,18 @@ class DFVICompleter:
     self._apply = [jax.jit(lambda v, x, g=b.generator: g.apply(v, x, x[..., :1])["output"])
                    for b in self.bundles]
 
-  def _run(self, k: int, inputs: np.ndarray) -> np.ndarray:
-    """Stage k on [N, h, w, C] in batches of `batch_size` (one compiled shape)."""
+  def _run(self, k: int, make: Callable[[int], np.ndarray], items: Sequence[int]
+           ) -> list[np.ndarray]:
+    """Stage k on the inputs `make(item)` [h, w, C], built a batch at a time (a window at the
+    refinement sizes is ~100 MB) and run in batches of `batch_size` (one compiled shape)."""
     out = []
-    for i in range(0, len(inputs), self.batch_size):
-      chunk = inputs[i:i + self.batch_size]
+    for i in range(0, len(items), self.batch_size):
+      chunk = np.stack([make(item) for item in items[i:i + self.batch_size]])
       n = len(chunk)
       if n < self.batch_size:
         chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - n, 0)])
-      out.append(np.asarray(self._apply[k](self.bundles[k].variables, jnp.asarray(chunk)))[:n])
-    return np.concatenate(out) if out else np.zeros((0,) + inputs.shape[1:3] + (2,), np.float32)
+      out.extend(np.asarray(self._apply[k](self.bundles[k].variables, jnp.asarray(chunk)))[:n])
+    return out
 
   def _stage1(self, flows: list[np.ndarray], masks: list[np.ndarray], size) -> list[np.ndarray]:
     h, w = size
@@ -230,13 +232,13 @@ class DFVICompleter:
     pre = [prefill_stage1(resize_flow(f, h, w, clip=True), mk) for f, mk in zip(flows, m)]
     out = list(pre)
     todo = [c for c in range(len(flows)) if m[c].any()]  # an empty hole leaves the flow as is
-    if todo:
-      idx = windows(todo, len(flows))
-      x = np.stack([np.concatenate([np.concatenate([pre[i], m[i][..., None]], -1)
-                                    for i in row], -1) for row in idx])
-      pred = self._run(0, x)
-      for c, p in zip(todo, pred):
-        out[c] = p * m[c][..., None] + pre[c] * (1.0 - m[c][..., None])
+    idx = windows(range(len(flows)), len(flows))
+
+    def make(c):
+      return np.concatenate([np.concatenate([pre[i], m[i][..., None]], -1) for i in idx[c]], -1)
+
+    for c, p in zip(todo, self._run(0, make, todo)):
+      out[c] = p * m[c][..., None] + pre[c] * (1.0 - m[c][..., None])
     return out
 
   def _refine(self, k: int, fwd: list[np.ndarray], bwd: list[np.ndarray], masks_f, masks_b,
@@ -248,16 +250,15 @@ class DFVICompleter:
     mb = [resize_mask(x, h, w) for x in masks_b]
     out_f, out_b = list(ff), list(bb)
     t = len(bwd)
-    centres = np.arange(t)
-    idx_f, idx_b = windows(centres, len(fwd)), windows(centres, t)
+    idx_f, idx_b = windows(range(t), len(fwd)), windows(range(t), t)
     todo = [c for c in range(t) if mf[idx_f[c, 5]].any() or mb[c].any()]
-    if not todo:
-      return out_f, out_b
-    x = np.stack([np.concatenate(
-        [np.concatenate([ff[i], mf[i][..., None]], -1) for i in idx_f[c]] +
-        [np.concatenate([bb[i], mb[i][..., None]], -1) for i in idx_b[c]], -1) for c in todo])
-    pred = self._run(k, x)
-    for c, p in zip(todo, pred):  # in order: the last write to a forward flow stays
+
+    def make(c):
+      return np.concatenate(
+          [np.concatenate([ff[i], mf[i][..., None]], -1) for i in idx_f[c]] +
+          [np.concatenate([bb[i], mb[i][..., None]], -1) for i in idx_b[c]], -1)
+
+    for c, p in zip(todo, self._run(k, make, todo)):  # in order: the last write to a flow stays
       i = idx_f[c, 5]
       out_f[i] = p[..., :2] * mf[i][..., None] + ff[i] * (1.0 - mf[i][..., None])
       out_b[c] = p[..., 2:] * mb[c][..., None] + bb[c] * (1.0 - mb[c][..., None])

@@ -203,11 +203,12 @@ class _Recording(dfvi.DFVICompleter):
     self.progress = None
     self.inputs = []
 
-  def _run(self, k, inputs):
+  def _run(self, k, make, items):
+    inputs = np.stack([make(i) for i in items])
     self.inputs.append((k, inputs))
     if k == 0:
-      return np.repeat(inputs[..., 15:16] + 1000.0, 2, axis=-1)
-    return np.repeat(inputs[..., 48:49] + 1000.0 * (k + 1), 4, axis=-1)
+      return list(np.repeat(inputs[..., 15:16] + 1000.0, 2, axis=-1))
+    return list(np.repeat(inputs[..., 48:49] + 1000.0 * (k + 1), 4, axis=-1))
 
 
 def _constant_flows(t, h, w):
