@@ -46,7 +46,7 @@ def _write_stage(path, case, seed, **kwargs):
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c
                                   for c in CASES])
-def test_stage_matches_the_authors(tmp_path, fixture, case):
+def test_stage_matches_the_authors(tmp_path, capsys, fixture, case):
   depth, cin, cout, batch, h, w = CASES[case]
   seed = int(fixture[f"dfc_{case}_seed"])
   path = tmp_path / "stage.pth"
@@ -54,10 +54,15 @@ def test_stage_matches_the_authors(tmp_path, fixture, case):
   # num_batches_tracked): both are the authors' format.
   _write_stage(path, case, seed, with_optimizer=case == "r50_33",
                batches_tracked=case == "r50_66")
-  target, converted = convert.convert("dfc_net_pth", str(path), str(tmp_path / "converted"))
+  # Through the command line, as a user converts one stage.
+  assert convert.main(["--from", "dfc_net_pth", str(path), "--to",
+                       str(tmp_path / "converted")]) == 0
+  target = str(tmp_path / "converted")
   os.remove(path)
   role = "stage 1" if cin == 33 else "refinement stage"
-  assert converted.summary.startswith(f"DFC-Net {role}, ResNet-{depth}, {cin} -> {cout}")
+  printed = capsys.readouterr().out
+  assert f"(DFC-Net {role}, ResNet-{depth}, {cin} -> {cout} channels" in printed
+  assert "--preset dfvi --weights DIR" in printed
   with open(os.path.join(target, "config.json")) as f:
     model = json.load(f)["model"]
   assert (model["name"], model["depth"], model["out_channels"]) == ("dfc_stage", depth, cout)
@@ -112,7 +117,7 @@ def test_bad_state_dicts_are_named(change, message):
     dfc_net_torch.convert_state_dict(sd)
 
 
-def test_other_files_are_recognised(tmp_path):
+def test_other_files_are_recognised(tmp_path, capsys):
   port = {k: np.zeros(s, np.float32) for k, s in dfvi_release.deepfill_shapes().items()}
   with pytest.raises(dfc_net_torch.ConversionError, match="--from deepfill_v1_dfvi_pth"):
     dfc_net_torch.describe(port)
@@ -120,8 +125,11 @@ def test_other_files_are_recognised(tmp_path):
   with pytest.raises(dfc_net_torch.ConversionError, match="30 input and 2 output channels"):
     dfc_net_torch.describe(sd)
   (tmp_path / "junk.pth").write_bytes(b"not a torch file at all")
-  with pytest.raises(UserError, match="is not a PyTorch checkpoint"):
-    convert.convert("dfc_net_pth", str(tmp_path / "junk.pth"), str(tmp_path / "out"))
+  assert convert.main(["--from", "dfc_net_pth", str(tmp_path / "junk.pth"), "--to",
+                       str(tmp_path / "out")]) == 2
+  err = capsys.readouterr().err
+  assert err.count("error:") == 1 and "is not a PyTorch checkpoint" in err
+  assert "Traceback" not in err
   with pytest.raises(UserError, match="--variant is for the DeepFill importers"):
     convert.convert("dfc_net_pth", str(tmp_path / "junk.pth"), str(tmp_path / "out"),
                     variant="port")
