@@ -30,8 +30,9 @@ The clip is processed at its own size (or --resize); the authors resize everythi
 `--img_size` (multiples of 64, e.g. 512x832) first: give that as --resize for the same numbers.
 The flows are computed by FlowNet2 at the next multiples of 64 and resized back (as
 `--flow flownet2:DIR`). Everything else follows the authors' code, except what
-dfvi_propagation.py says about the last frame, and that the masks are not re-dilated by the
-preset (`--dilate` does that; the authors' `--enlarge_mask` is off by default too).
+dfvi_propagation.py says about the last frame, that the masks are not re-dilated by the
+preset (`--dilate` does that; the authors' `--enlarge_mask` is off by default too), and that the
+fill's output is rounded to uint8 where the authors' script truncates it when it stores it.
 
 `preset_parts(name, DIR)` maps the folder of the authors' files to the parts, converting each
 file on first use into DIR/converted/<file name>/ (a flowinpaint checkpoint, reused afterwards).
