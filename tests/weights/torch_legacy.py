@@ -25,6 +25,9 @@ from typing import Any, Mapping
 import numpy as np
 
 MAGIC = 0x1950a86a20f9469cfc6c
+PROTOCOL = 1001
+SYS_INFO = {"protocol_version": PROTOCOL, "little_endian": True,
+            "type_sizes": {"short": 2, "int": 4, "long": 4}}
 _STORAGE = {np.dtype(np.float32): b"FloatStorage", np.dtype(np.float64): b"DoubleStorage",
             np.dtype(np.float16): b"HalfStorage", np.dtype(np.int64): b"LongStorage"}
 
@@ -81,6 +84,9 @@ class _Writer:
     if isinstance(x, np.ndarray):
       return self.tensor(x)
     if isinstance(x, Mapping) and x and all(isinstance(v, np.ndarray) for v in x.values()):
+      if self.torch04:  # Python 3 reduces an OrderedDict to OrderedDict() + SETITEMS.
+        items = b"".join(self.str(k) + self.tensor(v) for k, v in x.items())
+        return b"ccollections\nOrderedDict\n)R(" + items + b"u"
       items = b"".join(b"(" + self.str(k) + self.tensor(v) + b"l" for k, v in x.items())
       return b"ccollections\nOrderedDict\n(](" + items + b"etR"
     if isinstance(x, Mapping):
@@ -100,12 +106,10 @@ def save(obj: Mapping[str, Any], path: str, *, cuda: bool = False, seed: int = 0
   writer = _Writer(cuda, seed, torch04)
   body = b"\x80\x02" + writer.value(obj) + b"."
   keys = sorted(writer.storages)
-  sys_info = {"protocol_version": 1001, "little_endian": True,
-              "type_sizes": {"short": 2, "int": 4, "long": 4}}
   with open(path, "wb") as f:
     f.write(pickle.dumps(MAGIC, protocol=2))
-    f.write(pickle.dumps(1001, protocol=2))
-    f.write(pickle.dumps(sys_info, protocol=2))
+    f.write(pickle.dumps(PROTOCOL, protocol=2))
+    f.write(pickle.dumps(SYS_INFO, protocol=2))
     f.write(body)
     f.write(b"\x80\x02](" + b"".join(writer.str(k) for k in keys) + b"e.")
     for key in keys:
