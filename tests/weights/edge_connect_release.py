@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from tests.weights import torch_legacy_v2 as torch_legacy
+from tests.weights import torch_legacy
 
 ITERATION = 123456
 
@@ -110,5 +110,5 @@ def write_release(folder: str, seed: int, names=tuple(LAYERS)) -> dict[str, str]
     if key == "generator":
       obj = {"iteration": ITERATION, "generator": dicts[name]}
     paths[name] = os.path.join(folder, f"{name}.pth")
-    torch_legacy.save(obj, paths[name])
+    torch_legacy.save(obj, paths[name], torch04=True)
   return paths

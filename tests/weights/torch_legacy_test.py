@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flowinpaint.weights import torch_pickle
-from tests.weights import torch_legacy_v2 as torch_legacy
+from tests.weights import torch_legacy
 
 
 def _state_dict():
@@ -23,7 +23,8 @@ def _state_dict():
 
 def test_reads_what_the_test_writer_writes(tmp_path):
   sd = _state_dict()
-  torch_legacy.save({"iteration": 7, "generator": sd, "extra": {}}, str(tmp_path / "a.pth"))
+  torch_legacy.save({"iteration": 7, "generator": sd, "extra": {}}, str(tmp_path / "a.pth"),
+                    torch04=True)
   got = torch_pickle.load(str(tmp_path / "a.pth"))
   assert got["iteration"] == 7 and got["extra"] == {}
   assert isinstance(got["generator"], collections.OrderedDict)
@@ -42,7 +43,7 @@ def test_refuses_code_and_broken_files(tmp_path):
   with pytest.raises(torch_pickle.NotAStateDict, match="os.system"):
     torch_pickle.load(str(path))
   good = tmp_path / "good.pth"
-  torch_legacy.save({"generator": _state_dict()}, str(good))
+  torch_legacy.save({"generator": _state_dict()}, str(good), torch04=True)
   data = good.read_bytes()
   (tmp_path / "cut.pth").write_bytes(data[:-10])
   with pytest.raises(torch_pickle.NotAStateDict, match="the file ends"):
@@ -67,7 +68,7 @@ def test_reads_what_torch_writes_in_the_legacy_format(tmp_path):
     assert got[k].dtype == obj[k].numpy().dtype
     np.testing.assert_array_equal(got[k], obj[k].numpy())
   # And torch reads the test writer's files.
-  torch_legacy.save({"generator": _state_dict()}, str(tmp_path / "w.pth"))
+  torch_legacy.save({"generator": _state_dict()}, str(tmp_path / "w.pth"), torch04=True)
   back = torch.load(tmp_path / "w.pth", weights_only=True)
   for k, v in _state_dict().items():
     np.testing.assert_array_equal(back["generator"][k].numpy(), v)
