@@ -79,9 +79,12 @@ def _inputs(config, size: int, batch: int) -> dict:
   return arrays
 
 
-def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int = 20,
-            warmup: int = 3, max_seconds: float = float("inf")) -> dict:
-  """One row: times `kind` ('infer' | 'train') at size x size, batch, dtype for `config`."""
+def prepare(config, kind: str, size: int, batch: int, dtype: str):
+  """Compiles `kind` ('infer' | 'train') at size x size, batch, dtype for `config`.
+
+  Returns (fn, info): `fn()` runs one call (a train step advances its own, donated state) and
+  returns its outputs; `info` has the model, parameter counts, phase and compile seconds.
+  """
   import jax
   import jax.numpy as jnp
 
@@ -119,7 +122,19 @@ def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int 
     def fn():
       holder["state"], metrics = compiled(holder["state"], arrays, vgg_params=vgg)
       return metrics
-  compile_s = time.perf_counter() - t0
+  info = {"model": config.model.name, "cnum": config.model.get("cnum"),
+          "g_params": count(state.g_vars["params"]),
+          "d_params": count(state.d_vars["params"]) if state.d_vars else 0,
+          "phase": phase.value if phase else None, "compile_s": time.perf_counter() - t0}
+  return fn, info
+
+
+def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int = 20,
+            warmup: int = 3, max_seconds: float = float("inf")) -> dict:
+  """One row: times `kind` ('infer' | 'train') at size x size, batch, dtype for `config`."""
+  import jax
+
+  fn, info = prepare(config, kind, size, batch, dtype)
   t0 = time.perf_counter()
   jax.block_until_ready(fn())
   first = time.perf_counter() - t0
@@ -134,14 +149,13 @@ def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int 
       break
   median = statistics.median(times)
   device = jax.devices()[0]
-  return {"model": config.model.name, "cnum": config.model.get("cnum"),
-          "g_params": count(state.g_vars["params"]),
-          "d_params": count(state.d_vars["params"]) if state.d_vars else 0,
+  return {"model": info["model"], "cnum": info["cnum"], "g_params": info["g_params"],
+          "d_params": info["d_params"],
           "workload": f"{kind} {size}x{size} batch {batch}", "kind": kind, "size": size,
-          "batch": batch, "dtype": dtype, "phase": phase.value if phase else None,
+          "batch": batch, "dtype": dtype, "phase": info["phase"],
           "d_steps": int(config.d_steps_per_g_step) if kind == "train" else None,
           "ms": median * 1e3, "img_per_s": batch / median, "iters": len(times),
-          "ms_min": min(times) * 1e3, "compile_s": compile_s, "first_call_s": first,
+          "ms_min": min(times) * 1e3, "compile_s": info["compile_s"], "first_call_s": first,
           "device": f"{device.device_kind} ({device.platform})", "jax": jax.__version__}
 
 
