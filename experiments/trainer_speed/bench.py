@@ -85,7 +85,7 @@ class Port:
     self.g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
     self.g_opt.step()
-    return float(g_loss)
+    return float(g_loss.detach())
 
   def parts(self) -> dict:
     torch = self.torch
