@@ -285,7 +285,8 @@ def test_smoke_run_end_to_end(tmp_path):
   # python3 must be this interpreter (the run calls python3 throughout).
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
-  os.symlink(sys.executable, bin_dir / "python3")
+  (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+  (bin_dir / "python3").chmod(0o755)
   env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
   proc = subprocess.run(["bash", os.path.join(KIT, "run.sh")], env=env, capture_output=True,
                         text=True, timeout=1800)

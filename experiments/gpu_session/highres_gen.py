@@ -56,6 +56,8 @@ def main(argv=None) -> int:
   p.add_argument("--dtypes", default="bfloat16")
   p.add_argument("--cnum", type=int, default=48)
   p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--max-seconds", type=float, default=8.0,
+                 help="fewer repeats once the timed calls of a size took this long")
   p.add_argument("--score-elements", type=float, default=2**30,
                  help="scores per attention chunk (default 2^30: 2 GiB in bf16)")
   p.add_argument("--jsonl", default=None)
@@ -97,11 +99,13 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         jax.block_until_ready(compiled(params, image, mask))
         row["first_call_s"] = time.perf_counter() - t0
-        times = []
+        times, stop = [], time.perf_counter() + args.max_seconds
         for _ in range(args.repeats):
           t0 = time.perf_counter()
           jax.block_until_ready(compiled(params, image, mask))
           times.append(time.perf_counter() - t0)
+          if time.perf_counter() > stop:
+            break
         row.update(ms=statistics.median(times) * 1e3, ms_min=min(times) * 1e3,
                    iters=len(times), status="ok")
       except Exception as e:  # pylint: disable=broad-except  # Out of memory, say: go on.

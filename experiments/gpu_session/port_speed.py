@@ -23,7 +23,8 @@ autotuning) timed on its own, --warmup untimed calls, then the median of --iters
 calls. `--highres` times whole-generator inference at batch 1 at each size instead, with the
 peak of allocated device memory; a size that runs out of memory gets a row saying so. Every row
 is one JSON line, appended as soon as it is known; a `{"event": "start"}` line before each
-high-resolution size tells a reader which one was running if the process was killed.
+high-resolution size and a `{"event": "first_call"}` line after its first call tell a reader
+how far it got if the process was killed.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def _sync(torch, device) -> None:
 
 
 def measure(port: Port, kind: str, size: int, batch: int, dtype: str, *, iters: int,
-            warmup: int, max_seconds: float) -> dict:
+            warmup: int, max_seconds: float, on_first=None) -> dict:
   torch = port.torch
   if port.device.type == "cuda":
     torch.cuda.empty_cache()
@@ -157,6 +158,8 @@ def measure(port: Port, kind: str, size: int, batch: int, dtype: str, *, iters: 
   fn()
   _sync(torch, port.device)
   first = time.perf_counter() - t0
+  if on_first is not None:  # The first call can take long at high resolution: say it now.
+    on_first(first)
   for _ in range(warmup):
     fn()
   _sync(torch, port.device)
@@ -220,9 +223,11 @@ def main(argv=None) -> int:
         _write(args.jsonl, {"event": "start", "size": size, "dtype": dtype, **info})
         row = {"size": size, "batch": 1, "dtype": dtype, "workload": f"infer {size}x{size} "
                "batch 1", **info}
+        first = lambda s, size=size, dtype=dtype: _write(args.jsonl, {
+            "event": "first_call", "size": size, "dtype": dtype, "first_call_s": s, **info})
         try:
           row.update(measure(port, "infer", size, 1, dtype, iters=3, warmup=0,
-                             max_seconds=args.max_seconds))
+                             max_seconds=args.max_seconds, on_first=first))
           row["status"] = "ok"
         except torch.cuda.OutOfMemoryError as e:
           row.update(status="out of memory", error=str(e).splitlines()[0][:300])

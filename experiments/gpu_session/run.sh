@@ -38,7 +38,7 @@ if [ "$SMOKE" = 1 ]; then
   : "${BUDGET_S:=3600}" "${P1_S:=1200}" "${P2_S:=600}" "${P3_S:=600}" "${P4_MIN_S:=60}"
   CNUM=8; WL=infer:32:2,train:32:2; WL_FP32=infer:32:2; ITERS=2; WARM=0
   HR_SIZES=64,128; HR_OPTS="--score-elements 10000"; PORT_HR=128,64; V_FRAMES=12; V_SIZE=160x96
-  T_SIZE=64; T_STEPS=3; T_WORKERS=0; EVAL_NUM=4; TRAIN_MIN_S=20; EVAL_S=60
+  T_SIZE=64; T_STEPS=3; T_WORKERS=0; EVAL_NUM=4; TRAIN_MIN_S=20; EVAL_S=60; BG_SCALE=10
   PORT_OPTS="--cnum 8 --d-cnum 8"
 else
   : "${OUT:?OUT is not set (the run tool sets it; set it yourself elsewhere)}"
@@ -46,7 +46,7 @@ else
   : "${BUDGET_S:=540}" "${P1_S:=135}" "${P2_S:=75}" "${P3_S:=65}" "${P4_MIN_S:=230}"
   CNUM=48; WL=infer:256:16,train:256:16,infer:512:1; WL_FP32=$WL; ITERS=30; WARM=3
   HR_SIZES=2048,4096; HR_OPTS=""; PORT_HR=4096,2048; V_FRAMES=250; V_SIZE=854x480
-  T_SIZE=256; T_STEPS=100000000; T_WORKERS=12; EVAL_NUM=20; TRAIN_MIN_S=180; EVAL_S=45
+  T_SIZE=256; T_STEPS=100000000; T_WORKERS=12; EVAL_NUM=20; TRAIN_MIN_S=180; EVAL_S=45; BG_SCALE=1
   PORT_OPTS=""
 fi
 DEADLINE=$((START_TS + BUDGET_S))
@@ -172,8 +172,8 @@ BENCH=(python3 -m flowinpaint.bench --config deepfill_v2 --cnum "$CNUM" --iters 
        --warmup "$WARM" --max-seconds 3 --jsonl "$RAW/speed_flowinpaint.jsonl")
 task bench_bf16 1 $((P1_END - 40)) 30 -- "${BENCH[@]}" --workloads "$WL" --dtypes bfloat16
 # CPU-side preparation for parts 3 and 4 while the GPU does the rest of part 1 and part 2.
-bg heldout 120 -- env JAX_PLATFORMS=cpu python3 "$KIT/heldout.py" "$HELDOUT"
-bg clip 240 -- env JAX_PLATFORMS=cpu python3 "$KIT/video_e2e.py" --frames "$V_FRAMES" \
+bg heldout $((120 * BG_SCALE)) -- env JAX_PLATFORMS=cpu python3 "$KIT/heldout.py" "$HELDOUT"
+bg clip $((240 * BG_SCALE)) -- env JAX_PLATFORMS=cpu python3 "$KIT/video_e2e.py" --frames "$V_FRAMES" \
     --size "$V_SIZE" --work "$WORK/video" --make-only
 if [ $HAVE_TORCH = 1 ]; then
   task port_speed 1 $((P1_END - 10)) 15 -- python3 "$KIT/port_speed.py" --port "$PORT_DIR" $PORT_OPTS \
@@ -262,7 +262,7 @@ json.dump({"workdir": run, "batch": int(batch), "batch_reason": reason, "dtype":
            "command": cmd.replace(run, "WORKDIR")}, open(path, "w"), indent=1)
 EOF
 if [ -d "$RUN/checkpoints" ]; then
-  bg export 60 -- env JAX_PLATFORMS=cpu python3 "$KIT/export_generator.py" "$RUN" \
+  bg export $((60 * BG_SCALE)) -- env JAX_PLATFORMS=cpu python3 "$KIT/export_generator.py" "$RUN" \
       "$OUT/generator_deepfill_v2.tar.gz"
   task eval_deepfill_v2 4 $((DEADLINE - RESERVE_S)) 10 -- python3 -m flowinpaint.evaluate \
       --checkpoint "$RUN" "${EVAL_OPTS[@]}" --output "$RAW/eval_deepfill_v2.json" \

@@ -145,12 +145,20 @@ def highres_rows(raw: str) -> list[dict]:
   for name in ("highres_flowinpaint.jsonl", "highres_port.jsonl"):
     rows = _jsonl(os.path.join(raw, name))
     done = {(r["size"], r["dtype"]) for r in rows if "event" not in r}
+    first = {(r["size"], r["dtype"]): r["first_call_s"] for r in rows
+             if r.get("event") == "first_call"}
     for r in rows:
-      if "event" in r:
-        if (r["size"], r["dtype"]) not in done:
-          out.append(dict(r, status="killed at the part's deadline (did not finish)"))
-          out[-1].pop("event")
-      else:
+      key = (r["size"], r["dtype"])
+      if r.get("event") == "start":
+        if key not in done:
+          row = {k: v for k, v in r.items() if k != "event"}
+          if key in first:
+            row.update(first_call_s=first[key], status="killed at the part's deadline after "
+                       f"its first call ({first[key]:.1f} s)")
+          else:
+            row["status"] = "killed at the part's deadline (first call not finished)"
+          out.append(row)
+      elif "event" not in r:
         out.append(r)
   return out
 
