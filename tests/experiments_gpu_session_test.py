@@ -254,7 +254,7 @@ def test_port_harness_on_a_stand_in(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   rows = [json.loads(l) for l in rows_path.read_text().splitlines()]
   assert [(r["kind"], r["dtype"]) for r in rows] == [
-      ("infer", "bfloat16"), ("infer", "float32"), ("train", "bfloat16"), ("train", "float32")]
+      ("infer", "bfloat16"), ("train", "bfloat16"), ("infer", "float32"), ("train", "float32")]
   for r in rows:
     assert r["ms"] > 0 and r["img_per_s"] == pytest.approx(2000 / r["ms"])
     assert r["port_commit"] == "stand-in" and r["iters"] == 2

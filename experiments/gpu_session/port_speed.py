@@ -239,8 +239,8 @@ def main(argv=None) -> int:
           torch.cuda.empty_cache()
         _write(args.jsonl, row)
     return 1 if failed else 0
-  for kind, size, batch in _parse_workloads(args.workloads):
-    for dtype in dtypes:
+  for dtype in dtypes:  # Every row of the first dtype first (bf16: what the targets are for).
+    for kind, size, batch in _parse_workloads(args.workloads):
       try:
         row = {**info, **measure(port, kind, size, batch, dtype, iters=args.iters,
                                  warmup=args.warmup, max_seconds=args.max_seconds)}
