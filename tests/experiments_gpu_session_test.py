@@ -261,11 +261,15 @@ def test_port_harness_on_a_stand_in(tmp_path):
   # Parameters: conv 5->4 (3x3) + 4->3 (3x3); discriminator conv 4->4 (5x5).
   assert rows[0]["g_params"] == 5 * 4 * 9 + 4 + 4 * 3 * 9 + 3
   assert rows[0]["d_params"] == 4 * 4 * 25 + 4
+  hr_path = tmp_path / "highres.jsonl"
   proc = subprocess.run([sys.executable, os.path.join(KIT, "port_speed.py"), "--port", str(port),
                          "--cnum", "4", "--highres", "32", "--dtypes", "bfloat16",
-                         "--device", "cpu"], capture_output=True, text=True, timeout=300)
-  lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
-  assert lines[0]["event"] == "start" and lines[1]["status"] == "ok"
+                         "--device", "cpu", "--jsonl", str(hr_path)],
+                        capture_output=True, text=True, timeout=300)
+  lines = [json.loads(l) for l in hr_path.read_text().splitlines()]
+  assert [l.get("event") for l in lines] == ["start", "first_call", None]
+  assert lines[2]["status"] == "ok" and lines[2]["ms"] > 0
+  assert "infer 32x32 batch 1 bfloat16: ok" in proc.stdout
   proc = subprocess.run([sys.executable, os.path.join(KIT, "port_speed.py"), "--port",
                          str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=300)
   assert proc.returncode != 0 and "prepare.sh" in proc.stderr

@@ -39,7 +39,12 @@ import time
 
 
 def _write(path: str | None, row: dict) -> None:
-  print(json.dumps(row), flush=True)
+  """Appends the row to `path`; prints one short line (the call returns only its output's end)."""
+  what = row.get("event") or row.get("status") or ("ok" if "ms" in row else row.get("error"))
+  print(f"{row.get('impl', '')} {row.get('workload', row.get('size'))} {row.get('dtype')}: {what}"
+        + (f", {row['ms']:.2f} ms" if "ms" in row else "")
+        + (f", first call {row['first_call_s']:.1f} s" if "first_call_s" in row else "")
+        + (f", peak {row['peak_mib']:.0f} MiB" if row.get("peak_mib") else ""), flush=True)
   if path:
     with open(path, "a") as f:
       f.write(json.dumps(row) + "\n")
