@@ -293,7 +293,7 @@ def test_smoke_run_end_to_end(tmp_path):
   (bin_dir / "python3").chmod(0o755)
   env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
   proc = subprocess.run(["bash", os.path.join(KIT, "run.sh")], env=env, capture_output=True,
-                        text=True, timeout=1800)
+                        text=True, timeout=3600)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   out = tmp_path / "out"
   files = sorted(os.listdir(out))

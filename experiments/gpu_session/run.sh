@@ -94,7 +94,8 @@ task() {
   echo "{\"task\": \"$name\", \"part\": $part, \"rc\": $rc, \"seconds\": $secs, \"limit_s\": $limit, \"timed_out\": $timed}" >> "$RAW/tasks.jsonl"
   echo "[run] $(date +%T) END $name rc=$rc ${secs}s timed_out=$timed"
   grep -v -e '^WARNING: All log messages' -e 'absl::InitializeLog' "$LOGS/$name.log" | tr '\r' '\n' \
-    | grep -v '^\s*$' | tail -n "${TAIL_LINES:-8}" | cut -c1-250 | sed "s/^/    [$name] /"
+    | grep -v -e '^\s*$' -e 'frames written \[' -e '^\*\*\*' -e 'slow_operation_alarm' -e 'Very slow compile' \
+    | tail -n "${TAIL_LINES:-8}" | cut -c1-250 | sed "s/^/    [$name] /"
   LAST_RC=$rc
   pack
   return 0

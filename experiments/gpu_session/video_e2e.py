@@ -129,7 +129,7 @@ def main(argv=None) -> int:
   except subprocess.TimeoutExpired as e:
     rc, stderr = "timeout", (e.stderr.decode() if isinstance(e.stderr, bytes) else e.stderr) or ""
   wall = time.perf_counter() - t0
-  lines = [l for l in re.split(r"[\r\n]", stderr) if l.strip()]
+  lines = [l for l in re.split(r"[\r\n]", stderr) if l.strip() and "frames written [" not in l]
   print("\n".join(lines[-15:]), flush=True)
   result = {"frames": args.frames, "size": args.size, "photo": args.photo,
             "hole_fraction": clip.get("hole_fraction"), "command": " ".join(cmd[1:]),
