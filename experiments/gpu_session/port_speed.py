@@ -67,9 +67,6 @@ class Port:
 
   def __init__(self, port_dir: str, cnum: int, d_cnum: int, device):
     import torch
-    if not os.path.isfile(os.path.join(port_dir, "model", "networks.py")):
-      raise SystemExit(f"port_speed: {port_dir} has no model/networks.py (make it with "
-                       "experiments/gpu_session/prepare.sh)")
     sys.path.insert(0, os.path.abspath(port_dir))
     from model.networks import Discriminator, Generator  # The port's code, at run time.
     self.torch = torch
@@ -210,6 +207,9 @@ def main(argv=None) -> int:
   p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is one)")
   p.add_argument("--jsonl", default=None, help="append each row here")
   args = p.parse_args(argv)
+  if not os.path.isfile(os.path.join(args.port, "model", "networks.py")):
+    raise SystemExit(f"port_speed: {args.port} has no model/networks.py (make it with "
+                     "experiments/gpu_session/prepare.sh)")
   import torch
   device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
   torch.backends.cudnn.benchmark = True
