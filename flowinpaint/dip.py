@@ -34,6 +34,10 @@ from flowinpaint.models import dip as dip_model
 
 # Steps per compiled call when a progress bar or a deadline is watched.
 PROGRESS_EVERY = 25
+# Padded sides are at least this many times the network's multiple, so the deepest feature map
+# is at least 2x2: normalising a 1x1 map with its own statistics zeroes it, and without skip
+# connections (the default setting) nothing then reaches the output.
+MIN_DEEPEST = 2
 # Crops larger than this many pixels squared are downscaled by flowinpaint.highres (each crop
 # is a whole network fit: cost and memory grow with the pixel count).
 MODEL_SIZE = 512
@@ -127,10 +131,15 @@ class Fitter:
     return self.net.apply(state["params"], state["z"])
 
 
-@functools.lru_cache(maxsize=8)
 def shared_fitter(settings: dip_model.DIPSettings, average: float = 0.0,
                   dtype: Optional[Any] = None, conv_impl: str = "auto") -> Fitter:
   """One Fitter per configuration, so inpainters built alike share its compiled functions."""
+  return _shared_fitter(settings, float(average), dtype, conv_impl)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_fitter(settings: dip_model.DIPSettings, average: float, dtype: Optional[Any],
+                   conv_impl: str) -> Fitter:
   return Fitter(settings, average=average, dtype=dtype, conv_impl=conv_impl)
 
 
@@ -186,12 +195,14 @@ class _Bar:
   def __init__(self, total: int, desc: str, enabled: Optional[bool]):
     from tqdm import tqdm  # Lazy: only interactive runs draw bars.
     # enabled None: only on a terminal (tqdm's own rule for disable=None).
-    self.bar = tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr,
+    self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr,
                     disable=None if enabled is None else not enabled, dynamic_ncols=True)
 
   def __call__(self, done: int, loss: float) -> None:
-    self.bar.update(done - self.bar.n)
+    # Chunks come seconds apart: draw each one (tqdm would skip updates within mininterval).
     self.bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+    self.bar.update(done - self.bar.n)
+    self.bar.refresh()
 
   def close(self) -> None:
     self.bar.close()
@@ -200,8 +211,9 @@ class _Bar:
 class DIPInpainter:
   """Deep Image Prior as an `inference.Inpainter`: uint8 HxWx3 + bool HxW -> uint8 HxWx3.
 
-  The image is reflect-padded at the bottom and right to the network's multiple (the mask too:
-  reflected hole pixels stay holes; reflected known pixels are fitted as known), fitted from
+  The image is reflect-padded at the bottom and right to the network's multiple, and to at least
+  MIN_DEEPEST times it (the mask too: reflected hole pixels stay holes; reflected known pixels
+  are fitted as known), fitted from
   scratch, cropped back and composited, so pixels outside the hole come back bit for bit. Each
   image is a fit of its own, with the same seed. `last_fit` holds the last fit's FitResult.
 
@@ -211,6 +223,8 @@ class DIPInpainter:
     preset: a `models.dip.PRESETS` name, or a `models.dip.DIPSettings`.
     average: see `Fitter` (0: the reference's inpainting setting).
     time_limit: seconds per image; stop early and return the fit so far (the web demo).
+      `deadline`, when a caller sets it, bounds the fits too: a time.perf_counter() value after
+      which every fit stops (one budget for the several fits of one request's crops).
     progress: a bar with the loss on stderr: None on a terminal only, True always, False never.
     dtype: the network's compute dtype (None: float32).
   """
@@ -237,15 +251,25 @@ class DIPInpainter:
     self.fitter = shared_fitter(self.settings, float(average), dtype)
     self.name = f"dip-{self.preset}"
     self.last_fit: Optional[FitResult] = None
+    self.deadline: Optional[float] = None
 
   @property
   def multiple(self) -> int:
     return self.settings.multiple
 
+  def padded_shape(self, height: int, width: int) -> tuple[int, int]:
+    """The (H, W) the network fits for an image of `height` x `width`."""
+    m = self.multiple
+    return tuple(max(-(-n // m) * m, MIN_DEEPEST * m) for n in (height, width))
+
   def _padded(self, rgb: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = inference.pad_to_multiple(rgb[None].astype(np.float32) / 255.0, self.multiple)[0]
-    m = inference.pad_to_multiple(hole[None, ..., None].astype(np.float32), self.multiple)[0]
-    return x, 1.0 - m[..., 0]
+    h, w = hole.shape
+    ph, pw = self.padded_shape(h, w)
+    pad = ((0, ph - h), (0, pw - w))
+    # numpy's 'reflect' repeats the reflection when the pad is longer than the image.
+    x = np.pad(rgb.astype(np.float32) / 255.0, pad + ((0, 0),), mode="reflect")
+    known = np.pad(~hole, pad, mode="reflect").astype(np.float32)
+    return x, known
 
   def predict(self, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The fit's raw output (not composited), uint8 [H, W, 3]."""
@@ -253,9 +277,13 @@ class DIPInpainter:
     x, known = self._padded(rgb, hole)
     bar = _Bar(self.iterations, f"dip {w}x{h}", self.progress) if self.progress is not False \
         else None
+    limit = self.time_limit
+    if self.deadline is not None:
+      left = self.deadline - time.perf_counter()
+      limit = left if limit is None else min(limit, left)
     try:
       out, self.last_fit = fit(x, known, settings=self.settings, iterations=self.iterations,
-                               seed=self.seed, progress=bar, time_limit=self.time_limit,
+                               seed=self.seed, progress=bar, time_limit=limit,
                                fitter=self.fitter)
     finally:
       if bar is not None:
