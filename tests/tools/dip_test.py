@@ -1,4 +1,5 @@
-"""`--method dip` end to end in inpaint, evaluate and serve (subprocesses; the default setting).
+"""`--method dip` end to end in inpaint, evaluate and serve (subprocesses; the default setting),
+and serve's time budget and note with a stand-in fit.
 
 Each run compiles the default network (about a minute on a free 2-core CPU, more on a loaded
 one) and fits a few steps only: these check the plumbing (options, sizes, compositing, the
@@ -11,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 
 import numpy as np
@@ -20,8 +22,6 @@ from PIL import Image
 from flowinpaint import serve
 from tests.tools import cli
 
-pytestmark = pytest.mark.slow
-
 
 def _photo(h, w, seed=0):
   rng = np.random.default_rng(seed)
@@ -30,6 +30,7 @@ def _photo(h, w, seed=0):
   return np.clip(base + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_inpaint_dip_odd_size_rgba_and_seed(tmp_path):
   img = _photo(37, 53)
   alpha = np.random.default_rng(1).integers(0, 256, (37, 53), dtype=np.uint8)
@@ -57,6 +58,7 @@ def test_inpaint_dip_odd_size_rgba_and_seed(tmp_path):
   cli.assert_user_error(res, "--iterations must be >= 1")
 
 
+@pytest.mark.slow
 def test_evaluate_dip_records_iterations_and_seed(tmp_path):
   folder = tmp_path / "imgs"
   folder.mkdir()
@@ -74,6 +76,7 @@ def test_evaluate_dip_records_iterations_and_seed(tmp_path):
   assert got["first_call_seconds"] == pytest.approx(got["compile_seconds"])
 
 
+@pytest.mark.slow
 def test_serve_dip_answers_within_the_time_limit_with_a_note():
   proc = subprocess.Popen([sys.executable, "-m", "flowinpaint.serve", "--method", "dip",
                            "--iterations", "100000", "--time-limit", "1", "--port", "0"],
@@ -109,11 +112,50 @@ def test_serve_dip_answers_within_the_time_limit_with_a_note():
     proc.wait(10)
 
 
+@pytest.mark.slow
 def test_serve_options_are_checked(capsys):
   assert serve.main(["--method", "dip", "--time-limit", "-1"]) == 2
   assert "--time-limit must be >= 0" in capsys.readouterr().err
   assert serve.main(["--method", "dip", "--iterations", "0"]) == 2
   assert "--iterations must be >= 1" in capsys.readouterr().err
+
+
+class _FakeFit:
+  """Records the deadline it ran under; `stopped` says whether it 'hit' it."""
+
+  def __init__(self, stopped):
+    self.iterations = 3001
+    self.deadline = None
+    self.seen = []
+    self.stopped = stopped
+    self.last_fit = None
+
+  def __call__(self, rgb, hole):
+    from flowinpaint.dip import FitResult
+    self.seen.append(self.deadline)
+    self.last_fit = FitResult(iterations=75 if self.stopped else 3001, loss=0.01, seconds=1.0,
+                              stopped_early=self.stopped)
+    return rgb
+
+
+def test_serve_gives_each_request_one_deadline_and_a_note_when_a_fit_stops():
+  fake = _FakeFit(stopped=True)
+  run = serve._with_deadline(lambda rgb, hole, strategy: fake(rgb, hole), fake, 30.0)
+  app = serve.App(run, name="dip-large_hole", max_seconds=30.0, note=serve.fit_note(fake))
+  assert app.info()["max_seconds"] == 30.0
+  img, mask = _photo(20, 24), np.zeros((20, 24), np.uint8)
+  mask[5:10, 5:10] = 255
+  before = time.perf_counter()
+  png = app.run(_png(img), _png(mask), "full")
+  assert fake.seen[0] == pytest.approx(before + 30.0, abs=5.0) and fake.deadline is None
+  assert app.last_note() == ("stopped at the time limit after 75 of 3001 iterations; a longer "
+                             "--time-limit (or fewer --iterations) gives a finished fit")
+  np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), img)
+  done = _FakeFit(stopped=False)
+  app = serve.App(lambda rgb, hole, strategy: done(rgb, hole), name="x",
+                  note=serve.fit_note(done))
+  app.run(_png(img), _png(mask), "full")
+  assert app.last_note() is None and app.info()["max_seconds"] is None
 
 
 def _png(arr):
