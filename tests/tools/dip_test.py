@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from flowinpaint import evaluate
 from flowinpaint import serve
 from tests.tools import cli
 
@@ -156,6 +157,31 @@ def test_serve_gives_each_request_one_deadline_and_a_note_when_a_fit_stops():
                   note=serve.fit_note(done))
   app.run(_png(img), _png(mask), "full")
   assert app.last_note() is None and app.info()["max_seconds"] is None
+
+
+class _Counting:
+  """An inpainter with a warm_up (like DIPInpainter): counts warm-ups and images inpainted."""
+
+  def __init__(self):
+    self.warm_ups, self.calls = 0, 0
+
+  def warm_up(self, rgb, hole):
+    assert rgb.shape[-1] == 3 and hole.shape == rgb.shape[:2]
+    self.warm_ups += 1
+
+  def __call__(self, rgb, hole):
+    self.calls += 1
+    return rgb
+
+
+def test_evaluate_warms_a_fitting_method_up_without_fitting_an_image():
+  images = np.stack([_photo(16, 16, i) for i in range(3)])
+  masks = np.zeros((3, 16, 16), np.float32)
+  masks[:, 4:8, 4:8] = 1
+  counting = _Counting()
+  result = evaluate.evaluate_inpainter(counting, images, masks)
+  assert (counting.warm_ups, counting.calls) == (1, 3)
+  assert result["compile_seconds"] == result["first_call_seconds"]
 
 
 def _png(arr):
