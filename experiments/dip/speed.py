@@ -6,8 +6,9 @@ For each conv implementation of flowinpaint.models.dip ('xla': lax.conv with aut
 gradients; 'loop': flowinpaint.layers.loop_conv, gradients written as forward convolutions) it
 times the fit's compiled `lax.fori_loop` (the way flowinpaint.dip runs) and, for comparison, one
 jitted step called from Python per step. Rounds interleave the variants, so a loaded machine
-slows them alike; the median over rounds is reported. Also the compile seconds of the loop (init
-and the first call), and the implied seconds for one image at --iterations steps. One JSON line per variant.
+slows them alike; the median over rounds is reported. Also the compile seconds (init and the
+first call), and the implied seconds for one image at --iterations steps. One JSON line per
+variant.
 """
 
 import argparse
