@@ -175,16 +175,20 @@ def fit(image: np.ndarray, known: np.ndarray, *, settings: dip_model.DIPSettings
   state = fitter.init(jax.random.key(seed), x, k)
   done, stopped = 0, False
   chunk = iterations if progress is None and time_limit is None else PROGRESS_EVERY
-  while done < iterations:
+  while True:
+    # At least one call, so zero iterations (a warm-up) compiles the loop too.
     n = min(chunk, iterations - done)
     state = fitter.run(state, x, k, jnp.int32(n))
     done += n
+    if done >= iterations:
+      break
     if progress is not None:
       progress(done, float(state["loss"]))
-    if time_limit is not None and done < iterations and \
-        time.perf_counter() - start > time_limit:
+    if time_limit is not None and time.perf_counter() - start > time_limit:
       stopped = True
       break
+  if progress is not None and iterations and not stopped:
+    progress(done, float(state["loss"]))
   out = np.asarray(fitter.output(state)[0])
   return out, FitResult(done, float(state["loss"]), time.perf_counter() - start, stopped)
 
@@ -291,7 +295,7 @@ class DIPInpainter:
     return inference.to_uint8(out[:h, :w] * 2.0 - 1.0)
 
   def warm_up(self, rgb: np.ndarray, hole: np.ndarray) -> None:
-    """Compiles the fit for this image's padded size without fitting (zero steps)."""
+    """Compiles the fit (init, loop, output) for this image's padded size; runs zero steps."""
     x, known = self._padded(np.asarray(rgb), inference.as_hole_mask(hole, rgb.shape[:2]))
     fit(x, known, settings=self.settings, iterations=0, seed=self.seed, fitter=self.fitter)
 

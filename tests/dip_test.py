@@ -108,6 +108,17 @@ def test_fit_reports_the_loss_per_chunk_and_compiles_once():
   assert fitter.run._cache_size() == 1  # Chunks of 25 and 10 steps: one compilation.
 
 
+def test_warm_up_compiles_everything_a_fit_runs():
+  inpainter = dip_fit.DIPInpainter(preset=SMALL, iterations=30, progress=False)
+  inpainter.fitter = fitter = dip_fit.Fitter(SMALL)  # Fresh: nothing compiled yet.
+  rgb, hole = _gradient(), _hole()
+  inpainter.warm_up(rgb, hole)
+  compiled = [f._cache_size() for f in (fitter.init, fitter.run, fitter.output)]
+  assert compiled == [1, 1, 1] and inpainter.last_fit is None
+  inpainter(rgb, hole)
+  assert [f._cache_size() for f in (fitter.init, fitter.run, fitter.output)] == compiled
+
+
 def test_output_averaging_starts_at_the_first_output():
   # avg = w * avg + (1 - w) * out, started at the first step's output: after one step (no
   # input noise in this setting) it is the initial network's output on z.

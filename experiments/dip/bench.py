@@ -78,7 +78,9 @@ def main():
       print(f"note: method {method!r} is not registered in inference.METHODS here; skipped")
       continue
     iterations = args.iterations if method == "dip" else None
-    inpainter = inference.make_inpainter(method, iterations=args.iterations, seed=args.seed)
+    # DIP draws its bar with the loss on stderr even in a log file (progress=True).
+    inpainter = inference.make_inpainter(method, iterations=args.iterations, seed=args.seed,
+                                         progress=True)
     compile_s = None
     for i in indices:
       base = {"method": method, "index": i, "iterations": iterations, "size": args.size,
