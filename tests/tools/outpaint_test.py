@@ -100,6 +100,8 @@ def test_extend_errors(tmp_path):
   cli.assert_user_error(run(*base, "--extend", "4", "--extend-to", "1:1"), "not allowed")
   cli.assert_user_error(run(*base, "--extend", "4", "--feather", "3"), "--feather",
                         "--extend")
+  cli.assert_user_error(run(*base, "--extend", "4", "--save-edges", tmp_path / "e"),
+                        "--save-edges", "--extend")
   cli.assert_user_error(run(*base, "--extend", "4", "--extend-step", "-1"), "--extend-step")
   cli.assert_user_error(run(*base, "--extend", "4", "--max-pixels", "500"), "28x28",
                         "--max-pixels")
