@@ -9,6 +9,12 @@ advanced round-robin, every photo to the first checkpoint, then every photo to t
 stopped at any time has all photos at the same step count. At each checkpoint the composited
 fill is scored like bench.py (hole PSNR, sharpness ratio) and one JSON line is appended. Photos
 and masks are bench.py's (the evaluate tool's). Not resumable: the fits live in memory.
+
+  python experiments/dip/curve.py --table --output experiments/dip/curve_128.jsonl
+
+prints the Markdown table of the README from those lines: per step count reached by every photo,
+the means over the photos, beside bench.py's Telea rows (results.jsonl) on the same photos,
+size and masks.
 """
 
 from __future__ import annotations
@@ -34,6 +40,35 @@ from flowinpaint import inference  # noqa: E402
 from flowinpaint.data import pipeline  # noqa: E402
 
 
+def _read(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def table(curve_path: str, bench_path: str) -> None:
+  rows = _read(curve_path)
+  photos = sorted({r["index"] for r in rows})
+  size, kind = rows[0]["size"], rows[0]["mask_kind"]
+  by_steps: dict[int, list[dict]] = {}
+  for r in rows:
+    by_steps.setdefault(r["iterations"], []).append(r)
+  telea = [r for r in _read(bench_path) if r["method"] == "telea" and r["size"] == size
+           and r["mask_kind"] == kind and r["index"] in photos]
+  print(f"photos {photos}, {size}x{size}, {kind} masks")
+  print("| method | steps | hole PSNR (dB) | per photo | sharpness ratio | s / step |")
+  print("|---|---|---|---|---|---|")
+  mean = lambda rs, k: float(np.mean([r[k] for r in rs]))  # noqa: E731
+  per = lambda rs: " / ".join(f"{r['psnr_hole']:.1f}" for r in  # noqa: E731
+                              sorted(rs, key=lambda r: r["index"]))
+  if len(telea) == len(photos):
+    print(f"| telea | - | {mean(telea, 'psnr_hole'):.2f} | {per(telea)} | "
+          f"{mean(telea, 'sharpness_ratio'):.2f} | - |")
+  for steps, rs in sorted(by_steps.items()):
+    if len(rs) == len(photos):
+      print(f"| dip | {steps} | {mean(rs, 'psnr_hole'):.2f} | {per(rs)} | "
+            f"{mean(rs, 'sharpness_ratio'):.2f} | {mean(rs, 'seconds_per_step'):.2f} |")
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--size", type=int, default=128)
@@ -43,7 +78,13 @@ def main():
   parser.add_argument("--checkpoints", default="100,250,500,1000,1500,2000,3001")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--output", default="experiments/dip/curve_128.jsonl")
+  parser.add_argument("--table", action="store_true", help="print the table of --output; no fit")
+  parser.add_argument("--bench", default="experiments/dip/results.jsonl",
+                      help="bench.py's lines (the Telea rows of --table)")
   args = parser.parse_args()
+  if args.table:
+    table(args.output, args.bench)
+    return
   checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
 
   batch = pipeline.eval_batch(ml_collections.ConfigDict({"dataset": "embedded"}),
