@@ -57,7 +57,8 @@ def test_value_and_both_gradients_equal_lax(case):
 
 @pytest.mark.parametrize('chunk_bytes', [1, 700, 4096, 1 << 30])
 def test_kernel_grad_rows_any_chunking_against_einsum(chunk_bytes):
-  # An independent formula: dW[a, b, ci, co] = sum x_pad[n, y*s + a*d, x*s + b*d, ci] g[n, y, x, co].
+  # An independent formula:
+  # dW[a, b, ci, co] = sum x_pad[n, y*s + a*d, x*s + b*d, ci] g[n, y, x, co].
   h, w, ci, co, k, s, d = 13, 10, 3, 4, 3, 2, 2
   pads = ((2, 3), (1, 2))
   x, _ = _inputs(h, w, ci, co, k)
