@@ -102,6 +102,7 @@ class Stages:
   def __init__(self, total: int, *, progress: bool = True, stages=STAGES):
     self.total = total
     self.seconds = {s: 0.0 for s in stages}
+    self.cpu_seconds = {s: 0.0 for s in stages}  # the process's CPU time (all threads)
     self.frames = {s: 0 for s in stages}
     self.bar = None
     if progress:
@@ -116,12 +117,14 @@ class Stages:
     self.bar.set_postfix_str(f"{stage}, {written}/{self.total} frames written", refresh=True)
 
   def start(self, stage: str) -> None:
-    self._t0[stage] = time.perf_counter()
+    self._t0[stage] = (time.perf_counter(), time.process_time())
     if self.bar is not None:
       self._show(stage)
 
   def stop(self, stage: str, frames: int = 0) -> None:
-    self.seconds[stage] += time.perf_counter() - self._t0.pop(stage)
+    wall, cpu = self._t0.pop(stage)
+    self.seconds[stage] += time.perf_counter() - wall
+    self.cpu_seconds[stage] += time.process_time() - cpu
     self.advance(stage, frames)
 
   def advance(self, stage: str, frames: int) -> None:
