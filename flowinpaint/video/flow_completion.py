@@ -88,10 +88,14 @@ def _multiscale_fill(f, hole, levels, iterations, coarse_iterations, tol):
 def laplacian_fill(flows: jax.Array, masks: jax.Array, *, levels: int = 3,
                    iterations: int = 100, coarse_iterations: int = 1000,
                    tol: float = 1e-4) -> jax.Array:
-  """Harmonic fill of `flows` [N,H,W,C] inside `masks` [N,H,W] (True = hole), jitted."""
+  """Harmonic fill of `flows` [N,H,W,C] inside `masks` [N,H,W] (True = hole), jitted; each
+  flow is solved on its own."""
   f = jnp.moveaxis(flows.astype(jnp.float32), -1, 1)  # [N,C,H,W]: the solver works on H,W.
   hole = jnp.broadcast_to(masks[:, None].astype(jnp.float32), f.shape)
-  out = _multiscale_fill(f, hole, levels, iterations, coarse_iterations, tol)
+  # One solve per flow (vmap): CG's inner products and stopping test are each flow's own, so a
+  # flow's completion does not depend on the others it is batched with (windows, padding).
+  fill = lambda a, b: _multiscale_fill(a, b, levels, iterations, coarse_iterations, tol)
+  out = jax.vmap(fill)(f, hole)
   return jnp.moveaxis(out, 1, -1)
 
 
