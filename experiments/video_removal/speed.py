@@ -6,6 +6,9 @@
       --repeats 2 --code before=/path/to/old/checkout --code after=. --json speed.jsonl
   # A long clip streamed through remove_stream (rendered on the fly, never stored), peak RSS:
   python experiments/video_removal/speed.py stream --size 854x480 --frames 1000 --json ...
+  # CPU seconds per stage in memory (a cold run with compilation, then a warm one), per code:
+  python experiments/video_removal/speed.py stages --size 432x240 --frames 24 \
+      --code before=/path/to/old/checkout --code after=. --json ...
   # Windowed vs whole-clip quality in the holes (exact ground truth, no video coding):
   python experiments/video_removal/speed.py windows --size 854x480 --frames 60 \
       --max-frames 20 --json ...
@@ -253,6 +256,61 @@ def cmd_windows(args) -> None:
         f.write(json.dumps(r) + "\n")
 
 
+# --- stages: CPU seconds per stage, before and after, one process per code version ---------
+
+_STAGES_CHILD = r"""
+import json, sys, time
+import numpy as np
+from flowinpaint.video import pipeline
+clip = np.load(sys.argv[1])
+frames, truth, masks = clip["frames"], clip["truth"], clip["masks"]
+n = len(frames)
+fe, fc, inp = pipeline.make_pipeline_parts("dis", "telea")
+cpu = {}
+start, stop = pipeline.Stages.start, pipeline.Stages.stop
+def timed_start(self, stage):
+  cpu[stage] = cpu.get(stage, 0.0) - time.process_time()
+  start(self, stage)
+def timed_stop(self, stage, frames=0):
+  cpu[stage] += time.process_time()
+  stop(self, stage, frames)
+pipeline.Stages.start, pipeline.Stages.stop = timed_start, timed_stop
+for label in ("cold", "warm"):
+  cpu.clear()
+  c0 = time.process_time()
+  out = np.stack(list(pipeline.remove_stream(iter(frames), iter(masks), num_frames=n,
+                                             flow_estimator=fe, flow_completer=fc,
+                                             inpainter=inp)))
+  d = out[masks].astype(np.float64) - truth[masks]
+  print(json.dumps(dict(run=label, cpu_s=time.process_time() - c0, stage_cpu_s=dict(cpu),
+                        hole_psnr=10 * np.log10(255.0 ** 2 / np.mean(d ** 2)))), flush=True)
+"""
+
+
+def cmd_stages(args) -> None:
+  codes = dict(c.split("=", 1) for c in args.code)
+  # The clip is made here (the code under test may predate stream_clip) and read by each child.
+  clip = os.path.join(tempfile.mkdtemp(prefix="vr_stages_"), "clip.npz")
+  frames, truth, masks = (np.stack(p) for p in zip(*clip_stream(args.size, args.frames)))
+  np.savez(clip, frames=frames, truth=truth, masks=masks)
+  for name, code in codes.items():
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(code), JAX_PLATFORMS="cpu")
+    load = os.getloadavg()[0]
+    res = subprocess.run([sys.executable, "-c", _STAGES_CHILD, clip],
+                         env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+      raise RuntimeError(res.stderr[-3000:])
+    for line in res.stdout.splitlines():
+      r = dict(json.loads(line), kind="stages", code=name, size=args.size, frames=args.frames,
+               load_before=load, load_after=os.getloadavg()[0], **machine())
+      r["stage_fps_per_cpu_s"] = {k: args.frames / v for k, v in r["stage_cpu_s"].items()
+                                  if v > 0 and k not in ("read", "write")}
+      print(json.dumps(r), flush=True)
+      if args.json:
+        with open(args.json, "a") as f:
+          f.write(json.dumps(r) + "\n")
+
+
 def main():
   if len(sys.argv) > 2 and sys.argv[1] == "_child":
     return child(sys.argv[2], sys.argv[4:])
@@ -277,8 +335,15 @@ def main():
   w.add_argument("--clips", type=int, default=1)
   w.add_argument("--max-frames", type=int, default=20)
   w.add_argument("--json")
+  g = sub.add_parser("stages")
+  g.add_argument("--size", default="432x240")
+  g.add_argument("--frames", type=int, default=24)
+  g.add_argument("--code", action="append", default=[],
+                 help="NAME=PATH of a checkout to run (one process each)")
+  g.add_argument("--json")
   args = p.parse_args()
-  {"tool": cmd_tool, "stream": cmd_stream, "windows": cmd_windows}[args.cmd](args)
+  {"tool": cmd_tool, "stream": cmd_stream, "windows": cmd_windows,
+   "stages": cmd_stages}[args.cmd](args)
 
 
 if __name__ == "__main__":
