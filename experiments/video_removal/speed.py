@@ -282,7 +282,8 @@ for label in ("cold", "warm"):
                                              flow_estimator=fe, flow_completer=fc,
                                              inpainter=inp)))
   d = out[masks].astype(np.float64) - truth[masks]
-  print(json.dumps(dict(run=label, cpu_s=time.process_time() - c0, stage_cpu_s=dict(cpu),
+  print(json.dumps(dict(run=label, package=pipeline.__file__,
+                        cpu_s=time.process_time() - c0, stage_cpu_s=dict(cpu),
                         hole_psnr=10 * np.log10(255.0 ** 2 / np.mean(d ** 2)))), flush=True)
 """
 
@@ -296,8 +297,9 @@ def cmd_stages(args) -> None:
   for name, code in codes.items():
     env = dict(os.environ, PYTHONPATH=os.path.abspath(code), JAX_PLATFORMS="cpu")
     load = os.getloadavg()[0]
-    res = subprocess.run([sys.executable, "-c", _STAGES_CHILD, clip],
-                         env=env, capture_output=True, text=True)
+    # cwd: not this checkout, which `python -c` would import ahead of PYTHONPATH.
+    res = subprocess.run([sys.executable, "-c", _STAGES_CHILD, clip], env=env,
+                         cwd=os.path.dirname(clip), capture_output=True, text=True)
     if res.returncode != 0:
       raise RuntimeError(res.stderr[-3000:])
     for line in res.stdout.splitlines():
