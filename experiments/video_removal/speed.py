@@ -10,8 +10,10 @@
   python experiments/video_removal/speed.py stages --size 432x240 --frames 24 \
       --code before=/path/to/old/checkout --code after=. --json ...
   # Windowed vs whole-clip quality in the holes (exact ground truth, no video coding):
-  python experiments/video_removal/speed.py windows --size 854x480 --frames 60 \
-      --max-frames 20 --json ...
+  # --window HELD:OVERLAP: at most HELD frames held, OVERLAP frames of context each side, so a
+  # window outputs HELD - 2 * OVERLAP frames (the first and last more); repeat to compare several.
+  python experiments/video_removal/speed.py windows --size 854x480 --frames 48 \
+      --window 16:0 --window 16:4 --window 32:8 --json ...
 
 Clips come from flowinpaint.data.synthetic_video.stream_clip: a camera panning and zooming over
 a scikit-image photo, back and forth, with two occluders (40 % of the frame height) moving in
@@ -236,20 +238,27 @@ def cmd_windows(args) -> None:
     parts = list(clip_stream(args.size, args.frames, seed))
     frames, truth, masks = (np.stack(p) for p in zip(*parts))
     results = {}
-    for label, max_frames in (("whole", len(frames)), ("windowed", args.max_frames)):
+    plans = [("whole", len(frames), 0)] + [
+        (f"held {w}, overlap {o}", int(w), int(o))
+        for w, o in (spec.split(":") for spec in args.window)]
+    for label, max_frames, overlap in plans:
       stages = pipeline.Stages(len(frames), progress=False)
       c0, t = usage()["cpu_s"], time.perf_counter()
       out = np.stack(list(pipeline.remove_stream(
           iter(frames), iter(masks), num_frames=len(frames), flow_estimator=fe,
-          flow_completer=fc, inpainter=inp, max_frames=max_frames, stages=stages)))
+          flow_completer=fc, inpainter=inp, max_frames=max_frames, overlap=overlap,
+          stages=stages)))
       psnr = HolePSNR()
       psnr.add(out, truth, masks)
-      results[label] = dict(max_frames=max_frames, hole_psnr=psnr.value,
-                            cpu_s=usage()["cpu_s"] - c0, wall_s=time.perf_counter() - t)
+      results[label] = dict(max_frames=max_frames, overlap=overlap, hole_psnr=psnr.value,
+                            windows=len(pipeline.windows(len(frames), max_frames, overlap)),
+                            cpu_s=usage()["cpu_s"] - c0, wall_s=time.perf_counter() - t,
+                            stage_cpu_s=dict(stages.cpu_seconds), load=os.getloadavg()[0])
+      if label != "whole":
+        results[label]["difference_db"] = psnr.value - results["whole"]["hole_psnr"]
+      print(label, json.dumps(results[label]), file=sys.stderr, flush=True)
     r = dict(kind="windows", size=args.size, frames=args.frames, seed=seed,
-             photo=PHOTOS[seed % len(PHOTOS)], **results,
-             difference_db=results["windowed"]["hole_psnr"] - results["whole"]["hole_psnr"],
-             load=os.getloadavg()[0], **machine())
+             photo=PHOTOS[seed % len(PHOTOS)], runs=results, **machine())
     print(json.dumps(r), flush=True)
     if args.json:
       with open(args.json, "a") as f:
@@ -335,7 +344,8 @@ def main():
   w.add_argument("--size", default="854x480")
   w.add_argument("--frames", type=int, default=60)
   w.add_argument("--clips", type=int, default=1)
-  w.add_argument("--max-frames", type=int, default=20)
+  w.add_argument("--window", action="append", default=[], metavar="HELD:OVERLAP",
+                 help="frames held at once : context frames each side (repeatable)")
   w.add_argument("--json")
   g = sub.add_parser("stages")
   g.add_argument("--size", default="432x240")
