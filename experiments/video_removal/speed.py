@@ -80,6 +80,12 @@ def usage() -> dict:
   return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": r.ru_maxrss / 1024}
 
 
+def rss_mb() -> float:
+  """The process's resident memory now (Linux /proc)."""
+  with open("/proc/self/statm") as f:
+    return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
 # --- tool: the command-line tool end to end, one process per run ----------------------------
 
 def write_inputs(size: str, frames: int, folder: str) -> None:
@@ -212,12 +218,19 @@ def cmd_stream(args) -> None:
     stages.stop("write", 1)
     psnr.add(out, truth.pop(0), masks.pop(0))  # the pipeline has read this frame's mask
     n += 1
+    if args.progress_every and n % args.progress_every == 0:
+      u = usage()
+      print(json.dumps(dict(progress=n, wall_s=round(time.perf_counter() - t, 1),
+                            cpu_s=round(u["cpu_s"] - c0, 1), rss_mb=round(rss_mb()),
+                            peak_rss_mb=round(u["peak_rss_mb"]), hole_psnr=psnr.value,
+                            load=os.getloadavg()[0])), file=sys.stderr, flush=True)
   writer.close()
   wall = time.perf_counter() - t
   os.remove(out_path)
   u = usage()
   max_frames = args.max_frames or pipeline.max_frames_for(h, w, config)
-  r = dict(kind="stream", size=args.size, frames=n, window=max_frames, wall_s=wall,
+  r = dict(kind="stream", size=args.size, frames=n, window=max_frames,
+           overlap=pipeline.default_overlap(max_frames), wall_s=wall,
            cpu_s=u["cpu_s"] - c0, peak_rss_mb=u["peak_rss_mb"], hole_psnr=psnr.value,
            fps_wall=n / wall, fps_per_cpu_s=n / (u["cpu_s"] - c0),
            stage_s=dict(stages.seconds), load_before=load, load_after=os.getloadavg()[0],
@@ -339,6 +352,8 @@ def main():
   s.add_argument("--size", default="854x480")
   s.add_argument("--frames", type=int, default=1000)
   s.add_argument("--max-frames", type=int)
+  s.add_argument("--progress-every", type=int, default=50, metavar="N",
+                 help="print frames done, CPU s, RSS and hole PSNR so far every N frames")
   s.add_argument("--json")
   w = sub.add_parser("windows")
   w.add_argument("--size", default="854x480")
