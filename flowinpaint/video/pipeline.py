@@ -8,9 +8,9 @@ windows sized from a memory budget, so memory does not grow with the video's len
   and completed there, once per pair, including the pairs a window shares with the next one.
 * Propagation and the keyframe fill run per window. Around the frames it outputs a window holds
   context (`overlap` frames each side, `windows`): the previous window's last outputs as known
-  frames (empty masks), so no seam appears, and the next input frames with their holes, so its
-  last outputs borrow from later frames as they would in the whole clip. With every frame in one
-  window, the result is the whole-clip one (`remove_clip`).
+  frames (but for what the image inpainter made up), so no seam appears, and the next input
+  frames with their holes, so its last outputs borrow from later frames as in the whole clip.
+  With every frame in one window, the result is the whole-clip one (`remove_clip`).
 """
 
 from __future__ import annotations
@@ -313,14 +313,19 @@ def _propagate_round(frames: np.ndarray, holes: np.ndarray, forward: np.ndarray,
 
 def _fill_window(frames: np.ndarray, masks: np.ndarray, forward: np.ndarray,
                  backward: np.ndarray, *, inpainter: Inpainter, config: RemovalConfig,
-                 stages: Stages, new_frames: int, warned: list[bool]) -> np.ndarray:
-  """Propagation and keyframe-fill rounds over one window: uint8 [T,H,W,3]."""
+                 stages: Stages, new_frames: int, warned: list[bool]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """Propagation and keyframe-fill rounds over one window: (uint8 [T,H,W,3], bool [T,H,W] the
+  hole pixels no frame of the window showed: filled by the image inpainter, or from its fill)."""
   current, remaining = frames, masks
   total_holes = int(masks.sum())
+  unseen = masks
   for round_ in range(config.max_rounds + 1):
     stages.start("propagate")
     current, remaining = _propagate_round(current, remaining, forward, backward, config)
     stages.stop("propagate", new_frames if round_ == 0 else 0)
+    if round_ == 0:
+      unseen = remaining.copy()
     if round_ == 0 and total_holes and len(frames) > 1 and not warned[0]:
       borrowed = 1.0 - remaining.sum() / total_holes
       if borrowed < config.little_motion:
@@ -343,7 +348,7 @@ def _fill_window(frames: np.ndarray, masks: np.ndarray, forward: np.ndarray,
     stages.stop("fill", 0)
     if not remaining.any():
       break
-  return np.where(masks[..., None], current, frames)
+  return np.where(masks[..., None], current, frames), unseen
 
 
 def windows(num_frames: int, max_frames: int | None, overlap: int
@@ -412,10 +417,12 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
     overlap: context frames on each side of a window's outputs (`windows`); None:
       `default_overlap`, a quarter of the window.
 
-  A window holds up to `overlap` outputs of the previous window as known frames (empty masks),
-  so propagation continues across the boundary without a seam, then the frames it outputs, then
-  up to `overlap` input frames after them (with their holes) that the next window outputs, so
-  its last outputs can borrow from later frames too. The flows between frames are estimated
+  A window holds up to `overlap` outputs of the previous window as known frames, so propagation
+  continues across the boundary without a seam, then the frames it outputs, then up to `overlap`
+  input frames after them (with their holes) that the next window outputs, so its last outputs
+  can borrow from later frames too. Only what propagation brought from frames that showed it is
+  known in the carried outputs: pixels the image inpainter made up stay holes there, so that a
+  later window fills them from the frames it shows instead of propagating the guess. The flows between frames are estimated
   (and completed, unless the completer reads a whole window) once per pair, whichever windows
   share it; only propagation and the keyframe fill are repeated on the context.
   """
@@ -437,7 +444,6 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
   if first is None:
     return
   height, width = first[0].shape[:2]
-  empty = np.zeros((height, width), bool)
   track = _FlowTrack(flow_estimator, flow_completer, config, height, width, stages)
   if max_frames is None:
     max_frames = max_frames_for(height, width, config, raw_flows=track.window_wide)
@@ -448,6 +454,7 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
                      f"windows of {max_frames} frames")
   warned = [False]
   ctx: list[np.ndarray] = []  # outputs of the previous window, held as known frames
+  ctx_unseen: list[np.ndarray] = []  # ... but for the pixels its frames did not show
   ahead: list[tuple[np.ndarray, np.ndarray]] = []  # (frame, mask) read, not yet output
   pairs_kept: list[tuple] | None = []  # flows between the frames held over; None: not estimated
   pending, count, ended = [first], 1, False
@@ -471,8 +478,8 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
     n_ctx = len(ctx)
     n_out = len(raw) if ended else max(len(raw) - overlap, 1)
     clip = np.stack(ctx + [f for f, _ in raw])
-    holes = np.stack([empty] * n_ctx + [m for _, m in raw])
-    out = clip
+    holes = np.stack(ctx_unseen + [m for _, m in raw])
+    out, unseen = clip, holes
     if holes.any():
       if pairs_kept is None:  # the held-over frames had no holes: their flows were not needed
         track.reset()
@@ -486,8 +493,9 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
         forward = np.stack([_grow_flow(f, height, width) for f, _ in done])
         backward = np.stack([_grow_flow(b, height, width) for _, b in done])
         stages.stop("complete", len(new) if track.window_wide else 0)
-        out = _fill_window(clip, holes, forward, backward, inpainter=inpainter, config=config,
-                           stages=stages, new_frames=n_out, warned=warned)
+        out, unseen = _fill_window(clip, holes, forward, backward, inpainter=inpainter,
+                                   config=config, stages=stages, new_frames=n_out,
+                                   warned=warned)
         del forward, backward, done
       else:  # holes in the look-ahead only: the next window fills them
         stages.advance("complete", len(new) if track.window_wide else 0)
@@ -505,9 +513,10 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
       return
     s = n_ctx + n_out - min(overlap, n_ctx + n_out)  # the first frame held over
     ctx = list(out[s:n_ctx + n_out])
+    ctx_unseen = list(unseen[s:n_ctx + n_out])
     ahead = raw[n_out:]
     pairs_kept = None if pairs is None else pairs[s:]
-    del out, clip, holes
+    del out, clip, holes, unseen
 
 
 def make_flow_completer(name: str = "laplacian") -> FlowCompleter:
