@@ -12,7 +12,8 @@ The paper-size DeepFill v2 run is configs/deepfill_v2.py.
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
+def base_config() -> ml_collections.ConfigDict:
+  """Every knob, documented; what the model configs (deepfill_v2.py, glcic.py, ...) start from."""
   config = ml_collections.ConfigDict()
 
   config.seed = 0  # Derives every PRNG key: init, data order, crops, masks, step noise.
@@ -70,6 +71,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "adam"  # 'adam' | 'adadelta'.
   config.optimizer.g_learning_rate = 1e-4
+  # Generator rate during the reconstruction phase (its first phases.reconstruction_steps
+  # updates), then g_learning_rate; 0 = g_learning_rate throughout.
+  config.optimizer.reconstruction_g_learning_rate = 0.0
   config.optimizer.d_learning_rate = 1e-4
   config.optimizer.b1 = 0.5
   config.optimizer.b2 = 0.999
@@ -91,6 +95,14 @@ def get_config() -> ml_collections.ConfigDict:
   # or PART=PATH,PART=PATH for top-level parts of the generator. Only on a fresh workdir.
   config.init_generator_from = ""
   config.nan_policy = "halt"  # 'halt': stop with an error when a loss becomes NaN or Inf.
+  return config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The README's first command: base_config() plus the quick run's recipe (see the docstring)."""
+  config = base_config()
+  config.phases.reconstruction_steps = 200
+  config.optimizer.reconstruction_g_learning_rate = 1e-3
   return config
 
 
