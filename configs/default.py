@@ -36,6 +36,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.num_workers = 2  # Loader worker threads/processes (0 = in the main process).
   config.data.mask_kind = "free_form_and_box"  # 'free_form' | 'box' | 'glcic_box' | ...
   config.image_size = 128  # Square training crops.
+  # 0: crops at the images' own resolution (DeepFill). f in (0, 1]: squares whose side is a
+  # random fraction in [f, 1] of the image's short side, resized to image_size; near 1 this is
+  # the scale of the evaluation images (each image's central square resized to image_size).
+  config.data.min_crop_fraction = 0.0
   config.batch_size = 4  # Global batch, split over every device of every host.
 
   # --- Schedule ---------------------------------------------------------------------------------

@@ -95,6 +95,9 @@ def validate_config(config, spec) -> None:
   for key in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
     if config[key] < 1:
       raise UserError(f"{key} must be >= 1 (got {config[key]})")
+  if not 0 <= config.data.get("min_crop_fraction", 0.0) <= 1:
+    raise UserError(f"data.min_crop_fraction must be in [0, 1] (got "
+                    f"{config.data.min_crop_fraction}); 0 crops at the images' own resolution")
   if config.nan_policy != "halt":
     raise UserError(f"nan_policy={config.nan_policy!r}: only 'halt' is implemented")
 
