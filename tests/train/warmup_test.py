@@ -123,7 +123,8 @@ def test_warm_up_beats_the_mean_colour_fill_on_a_tiny_budget(tmp_path):
   # DeepFill v2 at configs/tiny.py's size (32 px, cnum 8): 300 reconstruction steps at the
   # warm-up rate on crops at the evaluation's scale fill the holes of the evaluation photos
   # closer (L1) than painting each hole with its image's mean known colour. (At lr 1e-4 with
-  # the adversarial loss from step 0, today's 300-step default ended below that fill.)
+  # the adversarial loss from step 0, main's 300-step recipe ended with a larger hole L1 than
+  # that fill.)
   config = tiny.get_config()
   config.update_from_flattened_dict({
       "num_train_steps": 300, "phases.reconstruction_steps": 300,
