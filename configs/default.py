@@ -43,7 +43,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.image_key = "image"
   config.data.eval_path = ""  # Folder of held-out images for eval; empty: the training source.
   config.data.num_workers = 2  # Loader worker threads/processes (0 = in the main process).
-  config.data.mask_kind = "free_form_and_box"  # 'free_form' | 'box' | 'glcic_box' | ...
+  config.data.mask_kind = "free_form_and_box"  # 'free_form' | 'box' | 'glcic_box' | 'outpaint' ...
   config.image_size = 128  # Square training crops.
   # 0: crops at the images' own resolution (DeepFill). f in (0, 1]: squares whose side is a
   # random fraction in [f, 1] of the image's short side, resized to image_size; near 1 this is
