@@ -54,7 +54,11 @@ SEARCH_RADIUS = 16
 _MIN_SIDE_PATCHES = 4
 # Propagation distances of one PatchMatch round (largest first; 1 is classic propagation).
 _JUMPS = (4, 2, 1)
-_SIGMA_SCALE = 1.0
+_SIGMA_SCALE = 0.02
+_VOTE_INIT = True
+_COARSE_RULE = "all"
+_GAMMA = 1.3
+_DESC = "box"
 # Below this many fully known source patches a level also accepts patches whose centre pixel is
 # known (their hole part holds the current fill): tiny images and huge holes still work.
 _MIN_SOURCES = 16
@@ -160,7 +164,8 @@ def nearest_neighbour_field(image: np.ndarray, hole: np.ndarray, *,
   targets, inside = _pixel_lists(hole[None], patch_size // 2)
   _, field = _solve_level(
       jnp.asarray(x[None], jnp.float32) / 255.0, jnp.asarray(hole[None]), jnp.asarray(targets),
-      jnp.asarray(inside), None, None, np.uint32(seed % (1 << 32)), np.uint32(0),
+      jnp.asarray(inside), jnp.ones(hole[None].shape, jnp.float32), None, None,
+      np.uint32(seed % (1 << 32)), np.uint32(0),
       patch=patch_size, iterations=1, pm_iterations=iterations,
       search_radius=search_radius or max(h, w), match_only=True)
   field = np.asarray(field[0])
@@ -186,9 +191,9 @@ def _check_params(patch_size, levels, iterations, pm_iterations, search_radius) 
 def _half(holes: np.ndarray) -> np.ndarray:
   """[N, H, W] bool -> [N, ceil(H/2), ceil(W/2)]: a coarse pixel is a hole if any fine one is."""
   n, h, w = holes.shape
-  padded = np.zeros((n, h + h % 2, w + w % 2), bool)
+  padded = np.ones((n, h + h % 2, w + w % 2), bool)  # Outside the image counts as hole.
   padded[:, :h, :w] = holes
-  return padded.reshape(n, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2).any(axis=(2, 4))
+  return padded.reshape(n, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2).all(axis=(2, 4))
 
 
 def _bucket(count: int) -> int:
@@ -220,6 +225,19 @@ def _pixel_lists(hole: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]
   return pad(targets), pad(inside)
 
 
+def _confidence(hole: np.ndarray) -> np.ndarray:
+  """[N, H, W] bool -> float32: _GAMMA ** -(distance to the nearest known pixel).
+
+  Wexler et al.'s weight: a patch deep inside the hole is matched against guessed pixels, so
+  it counts less in the vote than one near the known part.
+  """
+  out = np.empty(hole.shape, np.float32)
+  for i, m in enumerate(hole):
+    dist = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 3)
+    out[i] = np.power(_GAMMA, -dist)
+  return out
+
+
 def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels: int,
               iterations: int, pm_iterations: int, search_radius: int, seed: int) -> np.ndarray:
   """[N, H, W, C] uint8, [N, H, W] bool (every image has a hole) -> [N, H, W, C] uint8 fill."""
@@ -234,11 +252,12 @@ def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels:
   for level in reversed(range(levels)):
     hole = pyramid[level]
     targets, inside = _pixel_lists(hole, radius)
+    confidence = _confidence(hole)
     h, w = hole.shape[1:]
     coarsest = level == levels - 1
     fill, nnf = _solve_level(
         image_levels[level], jnp.asarray(hole), jnp.asarray(targets), jnp.asarray(inside),
-        fill, nnf, seed_u32, np.uint32(level), patch=patch_size, iterations=iterations,
+        jnp.asarray(confidence), fill, nnf, seed_u32, np.uint32(level), patch=patch_size, iterations=iterations,
         pm_iterations=pm_iterations,
         search_radius=max(h, w) if coarsest else min(search_radius, max(h, w)))
   return np.asarray(jnp.clip(jnp.round(fill * 255.0), 0, 255)).astype(np.uint8)
@@ -308,6 +327,11 @@ def _descriptors(x: Array, patch: int) -> Array:
   that cross the border see the edge pixels repeated.
   """
   n, h, w, c = x.shape
+  if _DESC == "full":
+    r = patch // 2
+    b = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
+    return jnp.concatenate([b[:, u:u + h, v:v + w] for u in range(patch) for v in range(patch)],
+                           -1).reshape(n * h * w, -1)
   spacing, box = _grid(patch)
   b = jnp.pad(_box_blur(x, box), ((0, 0), (spacing, spacing), (spacing, spacing), (0, 0)),
               mode="edge")
@@ -389,7 +413,7 @@ def _schedule(search_radius: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("patch", "iterations", "pm_iterations",
                                              "search_radius", "match_only"))
-def _solve_level(image: Array, hole: Array, targets: Array, inside: Array,
+def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confidence: Array,
                  prev_fill: Optional[Array], prev_field: Optional[Array], seed: Array,
                  level: Array, *, patch: int, iterations: int, pm_iterations: int,
                  search_radius: int, match_only: bool = False) -> tuple[Array, Array]:
@@ -497,7 +521,8 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array,
     # that it does not depend on the list padding.
     dist = jnp.zeros(n * hw, jnp.float32).at[scatter_at].set(d.reshape(-1), mode="drop")
     sigma2 = dist.reshape(n, hw).sum(1, keepdims=True) / jnp.maximum(ok.sum(1, keepdims=True), 1)
-    weight = jnp.exp(-d / (2.0 * _SIGMA_SCALE * sigma2 + 1e-12)) + 1e-20
+    weight = jnp.exp(-d / (2.0 * _SIGMA_SCALE * sigma2 + 1e-12)) * _take(
+        confidence.reshape(-1), base + t) + 1e-20
     field = to_field(nnf)
     weights = jnp.zeros(n * hw, jnp.float32).at[scatter_at].set(weight.reshape(-1), mode="drop")
     qy, qx = hy - du, hx - dv  # [B, K, P]: the centres of the patches covering a hole pixel.
@@ -511,6 +536,9 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array,
     new = jnp.sum(wq[..., None] * values, 2) / jnp.maximum(wq.sum(2), 1e-30)[..., None]
     return x.reshape(n * hw, c).at[write_at].set(new.reshape(-1, c), mode="drop").reshape(
         n, h, w, c)
+
+  if prev_fill is not None and not match_only and _VOTE_INIT:
+    x = vote(x, nnf, jnp.zeros(nnf.shape, jnp.float32))
 
   def em_round(em, carry):
     x, nnf = carry
