@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
+  p.add_argument("--seed", type=int, default=0, help="random seed of the methods that use one")
   p.add_argument("--images", required=True, help="folder of images (searched recursively)")
   p.add_argument("--size", type=int, default=256, help="centre square resized to SIZE x SIZE")
   p.add_argument("--num", type=int, default=None,
@@ -258,7 +259,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   aux_outputs.check_request(dirs, args.method)
   # Data first: a wrong folder or mask kind fails before any model is loaded.
   images, masks = _load(args)
-  inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
+  inpainter = (inference.make_inpainter(args.method, radius=args.radius, seed=args.seed)
+               if args.method
                else inference.make_inpainter(args.checkpoint))
   aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")
   # With --save-structure / --save-flow the scored pass also returns them (one compilation).
@@ -277,6 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "size": args.size,
         "mask_seed": args.mask_seed,
         "mask_kind": args.mask_kind,
+        "seed": args.seed,
         "metrics_scale": "intensities in [0, 1]; PSNR in dB; *_hole: inside the hole only",
         **{k: _json_safe(v) for k, v in result.items()},
     }

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
+  p.add_argument("--seed", type=int, default=0, help="random seed of the methods that use one")
   p.add_argument("--resize-mask", action="store_true",
                  help="resize a mask of another size to the image (nearest neighbour)")
   p.add_argument("--invert-mask", action="store_true",
@@ -214,7 +215,7 @@ def _check_aux_paths(jobs: Sequence[Job], dirs: dict[str, str], inputs: Sequence
 
 def _make_inpainter(args: argparse.Namespace):
   if args.method:
-    return inference.make_inpainter(args.method, radius=args.radius)
+    return inference.make_inpainter(args.method, radius=args.radius, seed=args.seed)
   return inference.make_inpainter(args.checkpoint)
 
 

@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from flowinpaint import inference
 from flowinpaint.errors import UserError, cli_entry
 
 
@@ -62,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="frame rate of a frame-folder input (default 24)")
   p.add_argument("--resize", help="process at WxH (e.g. 432x240) or a scale (e.g. 0.5)")
   p.add_argument("--fill-method", default="telea",
-                 help="image inpainter for never-seen regions: telea, ns, or a flowinpaint "
-                 "checkpoint folder (default telea)")
+                 help="image inpainter for never-seen regions: "
+                 f"{', '.join(inference.method_names())} (see python -m flowinpaint.inpaint "
+                 "--help), or a flowinpaint checkpoint folder (default telea)")
   p.add_argument("--flow", default="dis",
                  help="optical flow estimator: dis, farneback, or a flow_net checkpoint folder "
                  "(default dis)")

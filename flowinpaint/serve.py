@@ -148,6 +148,8 @@ class App:
     try:
       with self._lock:  # one model run at a time: memory is the limit, not threads
         out = self.inpaint(rgb, hole, strategy)
+    except UserError as e:  # e.g. a mask that leaves PatchMatch nothing to copy from
+      raise HTTPError(400, str(e)) from e
     finally:
       self._slots.release()
     result = Image.fromarray(out)
@@ -336,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "output of flowinpaint.convert)")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  p.add_argument("--seed", type=int, default=0, help="random seed of the methods that use one")
   p.add_argument("--host", default="127.0.0.1",
                  help="address to listen on (default 127.0.0.1: this machine only)")
   p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
@@ -355,7 +358,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise UserError(f"--port {args.port} is not a port number")
   if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
     raise UserError("--max-upload-mb and --max-megapixels must be positive")
-  inpainter = inference.make_inpainter(args.checkpoint or args.method)
+  inpainter = (inference.make_inpainter(args.method, seed=args.seed) if args.method
+               else inference.make_inpainter(args.checkpoint))
   name = getattr(inpainter, "name", None) or (args.method or args.checkpoint)
   app = App(make_inpaint_fn(inpainter), name=str(name),
             max_bytes=int(args.max_upload_mb * 2**20),

@@ -167,6 +167,24 @@ def test_decompression_bomb_refused_before_decoding(server):
   assert status == 413 and "(120.0 megapixels), over the limit of 25 megapixels" in message
 
 
+def test_patchmatch_fills_and_an_all_hole_mask_is_a_400():
+  from flowinpaint import inference
+  inpainter = inference.make_inpainter("patchmatch", seed=1)
+  with Running(inpaint=serve.make_inpaint_fn(inpainter)) as server:
+    rgb, mask = photo(48, 64), hole_mask(48, 64)
+    mask[:] = 0
+    mask[10:30, 20:40] = 255
+    status, _, body = server.post_form({"image": png_bytes(rgb), "mask": png_bytes(mask)})
+    assert status == 200, body
+    out = np.asarray(Image.open(io.BytesIO(body)))
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+    status, message = _error(server.post_form({
+        "image": png_bytes(rgb), "mask": png_bytes(np.full((48, 64), 255, np.uint8))}))
+    assert status == 400 and "covers the whole image" in message
+  args = serve.build_parser().parse_args(["--method", "patchmatch", "--seed", "2"])
+  assert (args.method, args.seed) == ("patchmatch", 2)
+
+
 def test_upload_and_pixel_limits():
   with Running(max_bytes=50_000, max_pixels=10_000) as s:
     big = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
