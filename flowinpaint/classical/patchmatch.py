@@ -270,8 +270,8 @@ def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels:
     coarsest = level == levels - 1
     fill, nnf = _solve_level(
         image_levels[level], jnp.asarray(hole), jnp.asarray(targets), jnp.asarray(inside),
-        jnp.asarray(confidence), fill, nnf, seed_u32, np.uint32(level), patch=patch_size, iterations=iterations,
-        pm_iterations=pm_iterations,
+        jnp.asarray(confidence), fill, nnf, seed_u32, np.uint32(level), patch=patch_size,
+        iterations=iterations, pm_iterations=pm_iterations,
         search_radius=max(h, w) if coarsest else min(search_radius, max(h, w)))
   return np.asarray(jnp.clip(jnp.round(fill * 255.0), 0, 255)).astype(np.uint8)
 
@@ -380,23 +380,27 @@ def _source_valid(hole: Array, radius: int) -> Array:
 
 
 def _diffuse(x: Array, hole: Array) -> Array:
-  """A smooth first guess for the hole of [B, H, W, C] x: the known mean, then Jacobi sweeps.
+  """A smooth first guess for the hole of [B, H, W, C] x: known colours spread inwards.
 
-  max(H, W) sweeps of 4-neighbour averaging inside the hole (known pixels fixed); used at the
-  coarsest level only, which is small.
+  H + W sweeps (enough to reach every hole pixel from the known part) in which a hole pixel
+  becomes the mean of its 4 neighbours that hold a value (known or already reached): a convex
+  combination of known pixels, so within their range. Used at the coarsest level only, which is
+  small. Elementwise only (no reductions), so an image's result does not depend on its batch.
   """
   h, w = x.shape[1:3]
   known = (~hole)[..., None]
-  mean = jnp.sum(jnp.where(known, x, 0.0), (1, 2), keepdims=True) / jnp.maximum(
-      known.sum((1, 2), keepdims=True), 1)
-  x = jnp.where(known, x, mean)
+  x = jnp.where(known, x, 0.0)
+  pad = ((0, 0), (1, 1), (1, 1), (0, 0))
 
-  def sweep(_, x):
-    p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    avg = (p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) * 0.25
-    return jnp.where(known, x, avg)
+  def sweep(_, carry):
+    x, reached = carry
+    p, q = jnp.pad(x * reached, pad), jnp.pad(reached, pad)
+    total = p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]
+    count = q[:, :-2, 1:-1] + q[:, 2:, 1:-1] + q[:, 1:-1, :-2] + q[:, 1:-1, 2:]
+    x = jnp.where(known, x, jnp.where(count > 0, total / jnp.maximum(count, 1.0), x))
+    return x, jnp.maximum(reached, (count > 0).astype(x.dtype))
 
-  return jax.lax.fori_loop(0, max(h, w), sweep, x)
+  return jax.lax.fori_loop(0, h + w, sweep, (x, known.astype(x.dtype)))[0]
 
 
 def _take(table: Array, index: Array) -> Array:
@@ -435,7 +439,7 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
     prev_fill, prev_field: the next coarser level's result, or None at the coarsest.
     seed, level: uint32 scalars for the random streams.
     match_only: only search (the hole keeps the pixels of `image`, no voting): the field of
-      `iterations` * `pm_iterations` PatchMatch rounds from a random start.
+      `pm_iterations` PatchMatch rounds from a random start.
 
   Returns:
     (fill [B, H, W, C], field [B, H*W] int32): the image with its hole filled, and every
@@ -517,10 +521,10 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
     nnf, d = jnp.where(better, candidate, nnf), jnp.where(better, dc, d)
     return nnf, d, to_field(nnf), features, target_features, em
 
-  # Window offsets of a patch, [P] each.
-  du, dv = (a.reshape(-1) for a in np.mgrid[-r:r + 1, -r:r + 1])
+  # Window offsets of a patch, [P, 1, 1] each (P first: see the sum in `vote`).
+  du, dv = (a.reshape(-1, 1, 1) for a in np.mgrid[-r:r + 1, -r:r + 1])
   hi = jnp.minimum(inside, hw - 1)
-  hy, hx = hi[..., None] // w, hi[..., None] % w  # [B, K, 1]
+  hy, hx = hi // w, hi % w  # [B, K]
   write_at = jnp.where(inside < hw, base + inside, n * hw).reshape(-1)
 
   def vote(x, nnf, d):
@@ -533,16 +537,21 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
         confidence.reshape(-1), base + t) + 1e-20
     field = to_field(nnf)
     weights = jnp.zeros(n * hw, jnp.float32).at[scatter_at].set(weight.reshape(-1), mode="drop")
-    qy, qx = hy - du, hx - dv  # [B, K, P]: the centres of the patches covering a hole pixel.
+    qy, qx = hy - du, hx - dv  # [P, B, K]: the centres of the patches covering a hole pixel.
     q_in = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-    q = base[..., None] + jnp.clip(qy, 0, h - 1) * w + jnp.clip(qx, 0, w - 1)
+    q = base + jnp.clip(qy, 0, h - 1) * w + jnp.clip(qx, 0, w - 1)
     s = _take(field, q)
     py = jnp.clip(s // w + du, 0, h - 1)
     px = jnp.clip(s % w + dv, 0, w - 1)
     wq = jnp.where(q_in, _take(weights, q), 0.0)
-    values = _take(x.reshape(n * hw, c), base[..., None] + py * w + px)  # [B, K, P, C]
-    # An einsum, not sum(w * v, axis=2): XLA's CPU reduction over a middle axis is ~4x slower.
-    new = jnp.einsum("bkp,bkpc->bkc", wq, values) / jnp.maximum(wq.sum(2), 1e-30)[..., None]
+    values = _take(x.reshape(n * hw, c), base + py * w + px)  # [P, B, K, C]
+    # A sum in a fixed order, one term per offset: elementwise adds, so every pixel's result is
+    # the same whatever the batch and list sizes (a dot or reduce may regroup the terms; XLA's
+    # CPU reduce over a middle axis is also ~4x slower).
+    num, den = wq[0, ..., None] * values[0], wq[0]
+    for i in range(1, len(du)):
+      num, den = num + wq[i, ..., None] * values[i], den + wq[i]
+    new = num / jnp.maximum(den, 1e-30)[..., None]
     return x.reshape(n * hw, c).at[write_at].set(new.reshape(-1, c), mode="drop").reshape(
         n, h, w, c)
 

@@ -50,6 +50,10 @@ def test_hole_in_a_periodic_texture_is_filled_with_the_texture():
   theirs = np.abs(telea[hole].astype(int) - img[hole]).mean()
   assert theirs > 40  # random texture: a diffusion fill is grey mush
   assert ours < 0.1 * theirs, (ours, theirs)
+  # The fill never looks at what was in the hole.
+  scrambled = img.copy()
+  scrambled[hole] = np.random.default_rng(9).integers(0, 256, scrambled[hole].shape)
+  np.testing.assert_array_equal(patchmatch.inpaint(scrambled, hole), out)
 
 
 def test_holes_touching_the_border():
