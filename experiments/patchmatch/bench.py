@@ -87,7 +87,7 @@ def _composite(out: np.ndarray, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray
 
 
 def run_setting(size: int, kind: str, num: int, repeats: int, peer: tuple[Any, Any],
-                grid: Optional[str]) -> list[dict[str, Any]]:
+                grid: Optional[str], with_batched: bool = True) -> list[dict[str, Any]]:
   from flowinpaint import evaluate, inference
   from flowinpaint.classical.opencv import inpaint_opencv
   images, holes = eval_set(size, kind, num)
@@ -111,11 +111,15 @@ def run_setting(size: int, kind: str, num: int, repeats: int, peer: tuple[Any, A
         start = time.perf_counter()
         outputs[name][i] = fill(rgb, hole)
         seconds[name].append(time.perf_counter() - start)
-  ours.inpaint_batch(images[:BATCH], holes[:BATCH])  # Compiles the batch shapes.
-  start = time.perf_counter()
-  batched = ours.inpaint_batch(images, holes)
-  batched_seconds = (time.perf_counter() - start) / num
-  assert np.array_equal(batched, np.stack(outputs["patchmatch"])), "batched != one by one"
+  batched_seconds = batched_same = None
+  if with_batched:
+    ours.inpaint_batch(images[:BATCH], holes[:BATCH])  # Compiles the batch shapes.
+    start = time.perf_counter()
+    batched = ours.inpaint_batch(images, holes)
+    batched_seconds = (time.perf_counter() - start) / num
+    # Meant to be 1.0 (randomness is per pixel); recorded, not asserted, so a slip costs a
+    # number rather than the run.
+    batched_same = float((batched == np.stack(outputs["patchmatch"])).all(-1)[holes].mean())
 
   rows = []
   for name, outs in outputs.items():
@@ -135,6 +139,7 @@ def run_setting(size: int, kind: str, num: int, repeats: int, peer: tuple[Any, A
     if name == "patchmatch":
       row["warmup_seconds"] = warmup
       row["batched_seconds_per_image"] = batched_seconds
+      row["batched_same_fraction"] = batched_same
     rows.append(row)
   if "peer" in seconds:
     rows[0]["speedup_vs_peer"] = rows[1]["seconds_per_image"] / rows[0]["seconds_per_image"]
@@ -192,6 +197,8 @@ def main() -> None:
                                                     "patchmatch-cython"])
   p.add_argument("--large", type=int, default=0, help="also time one LARGE^2 photo")
   p.add_argument("--hole-fraction", type=float, default=0.1)
+  p.add_argument("--no-batched", action="store_true",
+                 help="skip the batched timing (it compiles the batch shapes: minutes)")
   p.add_argument("--jsonl", help="append result lines here")
   p.add_argument("--grid", help="write sample grids to GRID_SIZE_KIND.png")
   args = p.parse_args()
@@ -204,7 +211,8 @@ def main() -> None:
   rows = []
   for size in args.sizes:
     for kind in args.kinds:
-      rows += run_setting(size, kind, args.num, args.repeats, peer, args.grid)
+      rows += run_setting(size, kind, args.num, args.repeats, peer, args.grid,
+                          with_batched=not args.no_batched)
   if args.large:
     rows.append(run_large(args.large, args.hole_fraction))
   print("| size | masks | method | PSNR | PSNR hole | SSIM | grad. energy | s/image | speed-up |")
