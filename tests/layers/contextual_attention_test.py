@@ -25,7 +25,8 @@ def _pix(img, y, x):
   return img[y, x] if 0 <= y < h and 0 <= x < w else np.zeros(img.shape[2:])
 
 
-def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True):
+def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True,
+         patch_norm='max'):
   """Loop implementation of DeepFill's contextual attention (one sample at a time)."""
   f, b, mask = (np.asarray(a, np.float64) for a in (f, b, mask))
   nbatch, hf, wf, c = f.shape
@@ -56,7 +57,9 @@ def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True):
           for e in range(ksize):
             w[u, v, a, e] = _pix(bd, u * stride - top + a, v * stride - left + e)
             total += _pix(md, u * stride - top + a, v * stride - left + e).sum()
-        w[u, v] /= max(np.sqrt((w[u, v] ** 2).sum()), 1e-4)
+        sq = (w[u, v] ** 2).sum()
+        w[u, v] /= (max(np.sqrt(sq), 1e-4) if patch_norm == 'max'
+                    else np.sqrt(sq + 1e-4 * w[u, v].size))
         mm[u, v] = float(total == 0)
     # Scores: SAME conv of fd with each normalised patch.
     p = (ksize - 1) // 2
