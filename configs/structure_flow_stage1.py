@@ -27,7 +27,7 @@ def base_config(name: str):
   config.model.rtv_sigma = 3.0
   config.model.rtv_sharpness = 1e-3
   config.model.rtv_iterations = 3
-  del config.model.cnum, config.model.ca_chunk_size  # DeepFill knobs.
+  del config.model.cnum, config.model.ca_chunk_size, config.model.ca_max_score_bytes  # DeepFill.
   config.image_size = 256
   config.batch_size = 8
   config.num_train_steps = 1_000_000

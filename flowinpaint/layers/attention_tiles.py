@@ -22,70 +22,65 @@ import numpy as np
 # pass (window), the second pass and the softmax (tile). Unfused tiles need only the latter.
 WINDOW_ROWS = 2.
 TILE_ROWS = 3.
-# Unchunked: raw, padded and transposed score copies live at once (per foreground position).
-FULL_ROWS = 4.
+# One pass: with fusion the raw, padded and transposed score copies live at once (per
+# foreground position); without, the scores and the softmax.
+FULL_ROWS = {True: 4.5, False: 2.5}
 # Per-tile loop overhead, in foreground positions' worth of work (keeps tiles from being tiny).
 _TILE_OVERHEAD = 64
 
 
-def window_size(ty: int, tx: int, fh: int, fw: int, k: int) -> int:
-  """Upper bound of the score rows a ty x tx tile needs for fuse kernel k (k = 1: no fusion)."""
+def window_size(ty, tx, fh: int, fw: int, k: int):
+  """Upper bound of the raw score rows a ty x tx tile needs for fuse kernel k (0 for k = 1: no
+  fusion, the tile's own rows); works on arrays of ty, tx."""
   if k == 1:
-    return ty * tx
+    return 0 * ty * tx
   # k - 1 halo rows/columns, plus k - 1 rows for the wrap across the map's top/bottom edge.
-  return min(fh * fw, (min(ty + k - 1, fh) + k - 1) * min(tx + k - 1, fw))
+  return np.minimum(fh * fw, (np.minimum(ty + k - 1, fh) + k - 1) * np.minimum(tx + k - 1, fw))
 
 
-def tile_bytes(ty: int, tx: int, fh: int, fw: int, k: int, score_row_bytes: int) -> float:
+def tile_bytes(ty, tx, fh: int, fw: int, k: int, score_row_bytes: int):
   """Estimated score memory of one tile (all samples)."""
-  window = window_size(ty, tx, fh, fw, k) if k > 1 else 0
-  return (WINDOW_ROWS * window + TILE_ROWS * ty * tx) * score_row_bytes
+  return (WINDOW_ROWS * window_size(ty, tx, fh, fw, k) + TILE_ROWS * ty * tx) * score_row_bytes
 
 
-def full_bytes(fh: int, fw: int, score_row_bytes: int) -> float:
-  """Estimated score memory of the unchunked computation (all samples)."""
-  return FULL_ROWS * fh * fw * score_row_bytes
+def full_bytes(fh: int, fw: int, k: int, score_row_bytes: int) -> float:
+  """Estimated score memory of the one-pass computation (all samples)."""
+  return FULL_ROWS[k > 1] * fh * fw * score_row_bytes
 
 
 def choose_tile(fh: int, fw: int, k: int, *, score_row_bytes: int, match_depth: int,
                 paste_depth: int, max_bytes: Optional[float] = None,
                 max_positions: Optional[int] = None) -> Optional[tuple[int, int]]:
-  """The (ty, tx) foreground tile of least estimated work within the limits; None: no tiling.
+  """The (ty, tx) foreground tile of least estimated work within the limits; None: one pass.
 
   Args:
     fh, fw: foreground grid (downscaled map) size.
     k: fuse kernel size (1 = no fusion, no halo).
     score_row_bytes: bytes of one score row for all samples (batch x background positions x 4).
     match_depth, paste_depth: contraction lengths of the score and paste matmuls (work model).
-    max_bytes: score memory budget; unchunked when the whole computation fits.
-    max_positions: at most this many foreground positions per tile (the old `chunk_size`).
-  Without a limit that fits (a 1 x 1 tile over budget), returns (1, 1).
+    max_bytes: score memory budget; one pass when the whole computation fits.
+    max_positions: at most this many foreground positions per tile (the layer's `chunk_size`);
+      replaces `max_bytes`.
+  When no tile fits the budget, returns (1, 1).
   """
-  nf = fh * fw
   if max_positions is not None:
-    if max_positions >= nf:
+    if max_positions >= fh * fw:
       return None
-  elif max_bytes is None or full_bytes(fh, fw, score_row_bytes) <= max_bytes:
+  elif max_bytes is None or full_bytes(fh, fw, k, score_row_bytes) <= max_bytes:
     return None
   ty = np.arange(1, fh + 1)[:, None]
   tx = np.arange(1, fw + 1)[None, :]
-  if k == 1:
-    window = ty * tx
-  else:
-    window = np.minimum(nf, (np.minimum(ty + k - 1, fh) + k - 1) * np.minimum(tx + k - 1, fw))
-  ok = np.ones(window.shape, bool)
   if max_positions is not None:
-    ok &= ty * tx <= max_positions
-  if max_bytes is not None:
-    rows = (WINDOW_ROWS * window if k > 1 else 0) + TILE_ROWS * ty * tx
-    ok &= rows * score_row_bytes <= max_bytes
+    ok = ty * tx <= max_positions
+  else:
+    ok = tile_bytes(ty, tx, fh, fw, k, score_row_bytes) <= max_bytes
   if not ok.any():
     return 1, 1
+  rows = np.maximum(window_size(ty, tx, fh, fw, k), ty * tx)
   n = np.ceil(fh / ty) * np.ceil(fw / tx)
-  work = n * ((window if k > 1 else ty * tx) * match_depth + ty * tx * paste_depth
+  work = n * (rows * match_depth + ty * tx * paste_depth
               + _TILE_OVERHEAD * (match_depth + paste_depth))
-  work = np.where(ok, work, np.inf)
-  i, j = np.unravel_index(np.argmin(work), work.shape)
+  i, j = np.unravel_index(np.argmin(np.where(ok, work, np.inf)), work.shape)
   return int(i) + 1, int(j) + 1
 
 

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flowinpaint.layers.contextual_attention import DEFAULT_MAX_SCORE_BYTES
 from flowinpaint.layers.contextual_attention import contextual_attention
 from flowinpaint.models import registry
 from flowinpaint.models.glcic import crop_around_hole
@@ -74,6 +75,7 @@ class RefineNetwork(_Convs):
   """
   cnum: int = 32
   ca_chunk_size: Optional[int] = None
+  ca_max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
   return_offsets: bool = False
 
   @nn.compact
@@ -98,6 +100,7 @@ class RefineNetwork(_Convs):
     mask_s = mask[:, ::4, ::4]  # Nearest resize to the 1/4-resolution feature map.
     a, offsets = contextual_attention(a, a, mask_s, ksize=3, stride=1, rate=2,
                                       chunk_size=self.ca_chunk_size,
+                                      max_score_bytes=self.ca_max_score_bytes,
                                       return_offsets=self.return_offsets)
     a = self.conv(a, 4 * c, 3, 'pmconv9')
     a = self.conv(a, 4 * c, 3, 'pmconv10')
@@ -121,10 +124,13 @@ class Generator(nn.Module):
 
   Attributes:
     cnum: base width (paper 32).
-    ca_chunk_size: contextual attention's foreground chunk (None: all at once).
+    ca_chunk_size: contextual attention's foreground tile, in positions (None: chosen from
+      the sizes under ca_max_score_bytes).
+    ca_max_score_bytes: contextual attention's score-memory budget (None: no bound).
   """
   cnum: int = 32
   ca_chunk_size: Optional[int] = None
+  ca_max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
   dtype: Optional[Dtype] = None
 
   @nn.compact
@@ -140,6 +146,7 @@ class Generator(nn.Module):
     coarse = jnp.clip(coarse.astype(jnp.float32), -1.0, 1.0)
     pasted = coarse * mask + image * (1.0 - mask)
     refine = RefineNetwork(cnum=self.cnum, ca_chunk_size=self.ca_chunk_size,
+                           ca_max_score_bytes=self.ca_max_score_bytes,
                            return_offsets=not train, dtype=self.dtype, name='refine')
     fine, offsets = refine(stage_input(pasted), mask)
     out = {'output': jnp.clip(fine.astype(jnp.float32), -1.0, 1.0), 'coarse': coarse}
@@ -193,7 +200,9 @@ class Critics(nn.Module):
 
 def make_generator(cfg, dtype) -> Generator:
   chunk = cfg.get('ca_chunk_size', 0)
-  return Generator(cnum=cfg.get('cnum', 32), ca_chunk_size=chunk or None, dtype=dtype)
+  budget = cfg.get('ca_max_score_bytes', DEFAULT_MAX_SCORE_BYTES)
+  return Generator(cnum=cfg.get('cnum', 32), ca_chunk_size=chunk or None,
+                   ca_max_score_bytes=budget or None, dtype=dtype)
 
 
 def make_discriminator(cfg, dtype) -> Critics:
