@@ -36,6 +36,9 @@ def get_config():
   config.model.local_size = 0  # Local discriminator patch side; 0 = image_size / 2.
   config.model.fill_value = (0.0, 0.0, 0.0)  # Hole fill of the input, RGB in [-1, 1] ...
   config.model.fill_from_data_mean = True  # ... replaced by the data's mean pixel at start.
+  # "official": the authors' Torch7 network (mean-subtracted [0, 1] input, Torch padding), as
+  # `python -m flowinpaint.convert --from glcic_t7` sets it; see models/glcic.py.
+  config.model.variant = "flowinpaint"
 
   config.image_size = 256
   config.batch_size = 96

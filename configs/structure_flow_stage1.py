@@ -23,10 +23,18 @@ def base_config(name: str):
   config.model.texture_n_res = 2  # G_t ResBlocks per decoder scale.
   config.model.d_width = 64
   config.model.freeze_structure = True  # Stage 3: G_s frozen (the reference's torch.no_grad()).
+  # Spectral norm on G_s's convs; converted official weights set False (sigma folded in).
+  config.model.structure_spectral_norm = True
   config.model.rtv_lam = 0.015
   config.model.rtv_sigma = 3.0
   config.model.rtv_sharpness = 1e-3
   config.model.rtv_iterations = 3
+  # Inference's RTV of the damaged image (flowinpaint.classical.rtv): 'diffuse' fills the hole
+  # by diffusion; 'gradients' with zero blur padding and no dilation is the authors' own
+  # tsmooth(I_in, ..., mask) recipe, which converted official weights use.
+  config.model.rtv_mask_mode = "diffuse"
+  config.model.rtv_mask_dilation = 3
+  config.model.rtv_blur_padding = "symmetric"
   del config.model.cnum, config.model.ca_chunk_size, config.model.ca_max_score_bytes  # DeepFill.
   config.image_size = 256
   config.batch_size = 8

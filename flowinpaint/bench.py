@@ -1,4 +1,4 @@
-"""Speed of a model's generator inference and its full train step, each with the model's config.
+r"""Speed of a model's generator inference and its full train step, each with the model's config.
 
   python -m flowinpaint.bench --config deepfill_v2 \
       --workloads infer:256:16,infer:512:1,train:256:16 --dtypes float32,bfloat16
@@ -22,6 +22,13 @@ import sys
 import time
 
 from flowinpaint.errors import UserError, cli_entry
+
+class _Parser(argparse.ArgumentParser):
+  """argparse whose errors are one `error: ...` line (via cli_entry), not usage + error."""
+
+  def error(self, message: str):
+    raise UserError(f"{message} (see --help)")
+
 
 # Registered model -> its config under configs/ (for --model).
 MODEL_CONFIGS = {"deepfill_v2": "deepfill_v2", "deepfill_v1": "deepfill_v1", "glcic": "glcic",
@@ -140,7 +147,9 @@ def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int 
 
 @cli_entry
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = _Parser(prog="python -m flowinpaint.bench", description=__doc__.split("\n\n")[0],
+                   epilog=__doc__.split("\n\n", 1)[1],
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
   which = parser.add_mutually_exclusive_group()
   which.add_argument("--config", default=None,
                      help="comma-separated configs (names under configs/ or paths); default "
@@ -148,10 +157,17 @@ def main(argv=None) -> int:
   which.add_argument("--model", default=None, help=f"a registered model, with its config: "
                      f"{', '.join(MODEL_CONFIGS)}")
   parser.add_argument("--cnum", type=int, default=None, help="generator width override")
-  parser.add_argument("--workloads", default="infer:256:16,infer:512:1,train:256:16")
-  parser.add_argument("--dtypes", default="float32,bfloat16")
-  parser.add_argument("--iters", type=int, default=20)
-  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--workloads", default="infer:256:16,infer:512:1,train:256:16",
+                      help="comma-separated KIND:SIZE:BATCH; KIND is infer (the generator's "
+                      "forward pass) or train (the config's whole train step); default "
+                      "%(default)s")
+  parser.add_argument("--dtypes", default="float32,bfloat16",
+                      help="comma-separated compute dtypes, each timed for every workload "
+                      "(default %(default)s)")
+  parser.add_argument("--iters", type=int, default=20,
+                      help="timed calls per row; the median is reported (default %(default)s)")
+  parser.add_argument("--warmup", type=int, default=3,
+                      help="untimed calls after compiling, before timing (default %(default)s)")
   parser.add_argument("--max-seconds", type=float, default=float("inf"),
                       help="stop timing a row after this long (at least 3 calls)")
   parser.add_argument("--json", default=None, help="write {header, rows} here at the end")

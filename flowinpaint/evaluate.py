@@ -1,21 +1,26 @@
-"""Score an inpainter on a folder of images with the fixed, seeded evaluation masks.
+r"""Score an inpainter on a folder of images with the fixed, seeded evaluation masks.
 
   python -m flowinpaint.evaluate --method telea --images photos/ --size 256 --num 100 \
       --output results.json
   python -m flowinpaint.evaluate --checkpoint workdir/ --images photos/
 
-Images are the centre squares resized to --size, chosen evenly over the folder exactly as the
-trainer's evaluation does (flowinpaint.data.pipeline.eval_batch); masks are
+Images are the centre squares resized to --size (default: the size a checkpoint was trained
+at), chosen evenly over the folder exactly as the trainer's evaluation does
+(flowinpaint.data.pipeline.eval_batch); masks are
 `flowinpaint.data.masks.eval_masks(num, size, size, seed=--mask-seed, kind=--mask-kind)`, so two
 runs with the same arguments score the same pixels. Prints a table and writes JSON: PSNR, SSIM,
 L1, L2 over the whole (composited) image and inside the hole, the mean hole ratio, and seconds
 per image measured after a warm-up call (the first call, with compilation, reported apart).
+--save-images DIR writes what was scored, to look at: INDEX_input.png, INDEX_mask.png and
+INDEX_output.png for every image (INDEX: its 4-digit position in the evaluation set).
 
 With a StructureFlow checkpoint, --save-structure DIR / --save-flow DIR also write each image's
 structure and appearance flow (INDEX_structure.png, INDEX_flow.png, INDEX_flow.npy; INDEX is the
 image's 4-digit position in the evaluation set; see flowinpaint.aux_outputs). They come from the
 same pass as the scored images (one compilation, no second run over the set), so the timings
-then include returning them from the device: compare speed without these options.
+then include returning them from the device: compare speed without these options. With an
+EdgeConnect checkpoint, --save-edges DIR writes the edge map each image was inpainted with
+(INDEX_edges.png) the same way.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ import numpy as np
 
 from flowinpaint import aux_outputs
 from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.errors import UserError, cli_entry
 
+DEFAULT_SIZE = 256  # --size for classical methods (and checkpoints that do not record one).
 METRIC_KEYS = ("psnr", "ssim", "l1", "l2", "psnr_hole", "ssim_hole", "l1_hole", "l2_hole",
                "hole_ratio")
 
@@ -76,7 +83,8 @@ def _as_uint8_images(images: np.ndarray) -> np.ndarray:
   return to_uint8(images)
 
 
-def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
+def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
+                       return_outputs: bool = False) -> dict[str, Any]:
   """Runs `inpainter` on every (image, mask) and returns mean metrics and timings.
 
   Args:
@@ -89,7 +97,8 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray) ->
     means over images (intensities in [0, 1]; PSNR in dB; hole metrics inside the hole only);
     'num_images'; 'seconds_per_image' (steady state, after a warm-up call);
     'first_call_seconds' (the warm-up: compilation included) and 'compile_seconds' (the
-    warm-up's excess over the steady-state time of the same images); 'outputs' is NOT included.
+    warm-up's excess over the steady-state time of the same images); with `return_outputs`,
+    'outputs' (uint8 [N, H, W, 3], the composited results that were scored).
   """
   images = _as_uint8_images(images)
   masks = np.asarray(masks)
@@ -123,6 +132,8 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray) ->
       first_call_seconds=first,
       compile_seconds=max(first - per_image * k, 0.0),
   )
+  if return_outputs:
+    result["outputs"] = outputs
   return result
 
 
@@ -146,25 +157,44 @@ def _table(result: dict[str, Any]) -> str:
 class _Parser(argparse.ArgumentParser):
 
   def error(self, message: str):
+    if message.startswith("one of the arguments --checkpoint --method"):
+      raise _nothing_to_evaluate()
     raise UserError(f"{message} (see --help)")
 
 
+def _nothing_to_evaluate() -> UserError:
+  return UserError(f"choose what to evaluate: --method {'|'.join(inference.method_names())}, "
+                   "--checkpoint DIR or --pretrained NAME")
+
+
 def build_parser() -> argparse.ArgumentParser:
+  from flowinpaint.data.masks import MASK_KINDS
   p = _Parser(prog="python -m flowinpaint.evaluate", description=__doc__.split("\n\n")[0],
+              epilog=__doc__.split("\n\n", 1)[1],
               formatter_class=argparse.RawDescriptionHelpFormatter)
-  how = p.add_mutually_exclusive_group()
+  how = p.add_mutually_exclusive_group(required=True)
   how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  pretrained.add_arguments(p, how)
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--images", required=True, help="folder of images (searched recursively)")
-  p.add_argument("--size", type=int, default=256, help="centre square resized to SIZE x SIZE")
+  p.add_argument("--size", type=int, default=None,
+                 help="centre square resized to SIZE x SIZE (default: a checkpoint's training "
+                 f"image_size, {DEFAULT_SIZE} for --method)")
   p.add_argument("--num", type=int, default=None,
                  help="number of images (default: all in the folder; more than there are "
                  "repeats images, each with its own mask)")
-  p.add_argument("--mask-seed", type=int, default=2024)
-  p.add_argument("--mask-kind", default="free_form_and_box")
+  p.add_argument("--mask-seed", type=int, default=2024,
+                 help="seed of the evaluation masks: the same seed, size and kind give the same "
+                 "masks on every run (default 2024, the trainer's eval_mask_seed)")
+  p.add_argument("--mask-kind", default="free_form_and_box", choices=MASK_KINDS,
+                 help="the kind of evaluation masks (flowinpaint.data.masks; default "
+                 "free_form_and_box, DeepFill v2's training masks)")
   p.add_argument("--output", help="write the results as JSON here")
+  p.add_argument("--save-images", metavar="DIR",
+                 help="write what was scored: INDEX_input.png (the image), INDEX_mask.png "
+                 "(white = hole) and INDEX_output.png (the result); DIR is created if missing")
   p.add_argument("--save-structure", metavar="DIR",
                  help="StructureFlow checkpoints: write INDEX_structure.png, the structure the "
                  "model inpainted each image with (RGB, SIZE x SIZE); DIR is created if missing")
@@ -172,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="StructureFlow checkpoints: write INDEX_flow.png (the appearance flow "
                  "colour-coded, each 1/4-resolution cell a 4x4 block) and INDEX_flow.npy "
                  "(float32 [SIZE/4, SIZE/4, 2], (dx, dy) in image pixels)")
+  p.add_argument("--save-edges", metavar="DIR",
+                 help="EdgeConnect checkpoints: write INDEX_edges.png, the edge map the model "
+                 "inpainted each image with (grayscale, 255 = edge, SIZE x SIZE); DIR is created "
+                 "if missing")
   return p
 
 
@@ -213,27 +247,67 @@ def write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], shape: Sequence[
   return written
 
 
-def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+SAVED_IMAGES = ("input", "mask", "output")  # --save-images: INDEX_input.png, ...
+
+
+def saved_image_paths(folder: str, num: int) -> list[str]:
+  """The files --save-images DIR writes for `num` images, in evaluation order."""
+  return [os.path.join(folder, f"{aux_name(i)}_{kind}.png") for i in range(num)
+          for kind in SAVED_IMAGES]
+
+
+def save_images(folder: str, images: np.ndarray, holes: np.ndarray, outputs: np.ndarray, *,
+                inputs: Sequence[str] = ()) -> list[str]:
+  """Writes what was scored: INDEX_input.png (the image), INDEX_mask.png (white = hole) and
+  INDEX_output.png (the composited result); uint8 [N, H, W, 3], bool [N, H, W]."""
+  from flowinpaint import image_io
+  written = []
+  paths = iter(saved_image_paths(folder, len(images)))
+  for image, hole, output in zip(images, holes, outputs):
+    mask = np.repeat((hole.astype(np.uint8) * 255)[..., None], 3, axis=-1)
+    for array in (image, mask, output):
+      path = next(paths)
+      image_io.write_image(path, array, inputs=inputs)
+      written.append(path)
+  return written
+
+
+def _check_data(args: argparse.Namespace) -> tuple[Any, int]:
+  """(the image folder, the number of images); UserError on a wrong folder or output path."""
   if not os.path.isdir(args.images):
     raise UserError(f"--images {args.images!r} is not a folder")
-  import ml_collections
-  from flowinpaint.data import datasets, masks as masks_lib, pipeline
-  try:
-    masks_lib.check_kind(args.mask_kind)
-  except ValueError as e:
-    raise UserError(str(e)) from e
-  data = ml_collections.ConfigDict({"dataset": "folder", "path": args.images})
+  from flowinpaint.data import datasets
   folder = datasets.ImageFolder(args.images)
   if args.output:
     from flowinpaint import image_io
     image_io.check_not_input(args.output, folder.paths)
   num = args.num if args.num is not None else len(folder)
   dirs = aux_outputs.requested(args)
-  aux_outputs.check_not_inputs(
-      [p for i in range(num) for p in aux_outputs.paths(dirs, aux_name(i))], folder.paths)
-  batch = pipeline.eval_batch(data, num_images=num, image_size=args.size, seed=args.mask_seed,
+  written = [p for i in range(num) for p in aux_outputs.paths(dirs, aux_name(i))]
+  if args.save_images:
+    if os.path.isfile(args.save_images):
+      raise UserError(f"--save-images {args.save_images!r} is a file; give a folder")
+    written += saved_image_paths(args.save_images, num)
+  aux_outputs.check_not_inputs(written, folder.paths)
+  return folder, num
+
+
+def _load(args: argparse.Namespace, num: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+  import ml_collections
+  from flowinpaint.data import pipeline
+  data = ml_collections.ConfigDict({"dataset": "folder", "path": args.images})
+  batch = pipeline.eval_batch(data, num_images=num, image_size=size, seed=args.mask_seed,
                               mask_kind=args.mask_kind)
   return _as_uint8_images(batch["image"]), batch["mask"][..., 0]
+
+
+def eval_size(args: argparse.Namespace, inpainter: Any) -> int:
+  """--size, else the checkpoint's training size (what the model learned at), else 256."""
+  if args.size is not None:
+    return args.size
+  config = getattr(inpainter, "config", None)
+  size = config.get("image_size") if config is not None else None
+  return int(size) if size else DEFAULT_SIZE
 
 
 def _json_safe(x: Any) -> Any:
@@ -245,10 +319,9 @@ def _json_safe(x: Any) -> Any:
 @cli_entry
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
-  if not args.method and not args.checkpoint:
-    methods = "|".join(inference.method_names())
-    raise UserError(f"choose what to evaluate: --method {methods} or --checkpoint DIR")
-  if args.size < 8:
+  if not args.method and not args.checkpoint and not args.pretrained:  # --checkpoint ''
+    raise _nothing_to_evaluate()
+  if args.size is not None and args.size < 8:
     raise UserError(f"--size must be >= 8, got {args.size}")
   if args.num is not None and args.num < 1:
     raise UserError(f"--num must be >= 1, got {args.num}")
@@ -256,25 +329,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise UserError(f"--output {args.output!r} is a folder; give a .json file path")
   dirs = aux_outputs.requested(args)
   aux_outputs.check_request(dirs, args.method)
-  # Data first: a wrong folder or mask kind fails before any model is loaded.
-  images, masks = _load(args)
+  # Paths first: a wrong folder or output fails before any model is loaded.
+  _, num = _check_data(args)
+  pretrained.resolve_args(args)
   inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
                else inference.make_inpainter(args.checkpoint))
   aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")
+  size = eval_size(args, inpainter)
+  images, masks = _load(args, num, size)
   # With --save-structure / --save-flow the scored pass also returns them (one compilation).
   runner = AuxRecorder(inpainter, tuple(dirs)) if dirs else inpainter
-  result = evaluate_inpainter(runner, images, masks)
+  result = evaluate_inpainter(runner, images, masks, return_outputs=bool(args.save_images))
+  outputs = result.pop("outputs", None)
   print(_table(result))
+  if args.save_images:
+    written = save_images(args.save_images, images, masks.astype(bool), outputs,
+                          inputs=[args.output] if args.output else [])
+    print(f"wrote {len(written)} images (input, mask, output of each) to {args.save_images}")
   if dirs:
     written = write_aux(runner.aux, dirs, images.shape[1:3],
                         inputs=[args.output] if args.output else [])
-    print(f"wrote {len(written)} structure / flow files to {', '.join(sorted(set(dirs.values())))}")
+    kinds = " / ".join(k for k in aux_outputs.OPTIONS if k in dirs)
+    print(f"wrote {len(written)} {kinds} files to {', '.join(sorted(set(dirs.values())))}")
   if args.output:
     record = {
-        "inpainter": args.method or args.checkpoint,
+        "inpainter": args.method or args.pretrained or args.checkpoint,
         "model": getattr(inpainter, "name", type(inpainter).__name__),
         "images": os.path.abspath(args.images),
-        "size": args.size,
+        "size": size,
         "mask_seed": args.mask_seed,
         "mask_kind": args.mask_kind,
         "metrics_scale": "intensities in [0, 1]; PSNR in dB; *_hole: inside the hole only",

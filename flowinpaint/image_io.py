@@ -32,6 +32,16 @@ from flowinpaint.errors import UserError
 # Pillow's own guard (about 89 megapixels); a bigger image is refused before it is decoded.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# EXIF orientation (tag 0x0112) -> what a viewer does to the stored pixels, and in words.
+ORIENTATIONS = {
+    2: (Image.Transpose.FLIP_LEFT_RIGHT, "mirrored"),
+    3: (Image.Transpose.ROTATE_180, "rotated 180 degrees"),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM, "flipped upside down"),
+    5: (Image.Transpose.TRANSPOSE, "mirrored and rotated 90 degrees"),
+    6: (Image.Transpose.ROTATE_270, "rotated 90 degrees clockwise"),
+    7: (Image.Transpose.TRANSVERSE, "mirrored and rotated 90 degrees"),
+    8: (Image.Transpose.ROTATE_90, "rotated 90 degrees counter-clockwise"),
+}
 MASK_FROM = ("auto", "alpha", "color")
 
 
@@ -45,6 +55,7 @@ class LoadedImage:
   format: Optional[str] = None      # 'PNG', 'JPEG', ...
   info: dict[str, Any] = dataclasses.field(default_factory=dict)  # metadata kept for writing
   notes: list[str] = dataclasses.field(default_factory=list)      # warnings for the user
+  orientation: int = 1              # the file's EXIF orientation (already applied to `rgb`)
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -86,6 +97,7 @@ def _open(path: str, max_pixels: Optional[int], what: str) -> Image.Image:
       im.load()
       if deep:
         im.info["_deep"] = True
+      orientation = _orientation(im)
       transposed = ImageOps.exif_transpose(im)
   except UserError:
     raise
@@ -103,7 +115,25 @@ def _open(path: str, max_pixels: Optional[int], what: str) -> Image.Image:
     if im.info.get("_deep"):
       transposed.info["_deep"] = True
     im = transposed
+  im.info["_orientation"] = orientation
   return im
+
+
+def _orientation(im: Image.Image) -> int:
+  try:
+    value = int(im.getexif().get(0x0112, 1))
+  except Exception:  # pylint: disable=broad-except  # A broken EXIF block: as Pillow, ignore it.
+    return 1
+  return value if value in ORIENTATIONS else 1
+
+
+def apply_orientation(hole: np.ndarray, orientation: int) -> np.ndarray:
+  """A bool HxW mask drawn on an image's stored pixels, as that image is displayed (EXIF
+  `orientation` applied, as reading the image does)."""
+  if orientation not in ORIENTATIONS:
+    return hole
+  im = Image.fromarray(hole.astype(np.uint8) * 255).transpose(ORIENTATIONS[orientation][0])
+  return np.asarray(im) > 127
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -172,7 +202,8 @@ def read_image(path: str, *, max_pixels: Optional[int] = None) -> LoadedImage:
     notes.append(f"{path}: {mode} image converted to RGB")
     rgb = np.asarray(im.convert("RGB")).copy()
   return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, mode=mode, path=os.fspath(path),
-                     format=im.format, info=_metadata(im), notes=notes)
+                     format=im.format, info=_metadata(im), notes=notes,
+                     orientation=im.info.get("_orientation", 1))
 
 
 def mask_from_array(arr: np.ndarray, *, alpha: Optional[np.ndarray] = None,
@@ -225,13 +256,24 @@ def read_mask(path: str, like_shape: Optional[Sequence[int]] = None, *, resize: 
 
 
 def fit_mask(hole: np.ndarray, like_shape: Sequence[int], *, resize: bool = False,
-             path: str = "") -> np.ndarray:
-  """Checks a bool HxW mask against the image's (H, W): resized (nearest) or a UserError."""
+             path: str = "", orientation: int = 1) -> np.ndarray:
+  """Checks a bool HxW mask against the image's (H, W): resized (nearest) or a UserError.
+
+  `orientation`: the image's EXIF orientation (applied to its pixels, not to the mask); a mask
+  with the image's stored size then gets an error that says so, not advice to resize.
+  """
   like = tuple(int(s) for s in like_shape[:2])
   if hole.shape == like:
     return hole
   if not resize:
     name = f"mask {os.fspath(path)!r}" if path else "the mask"
+    if orientation in ORIENTATIONS and hole.shape == like[::-1]:
+      raise UserError(
+          f"{name} is {hole.shape[1]}x{hole.shape[0]} but the image is {like[1]}x{like[0]} "
+          f"(WxH) as displayed: its EXIF orientation says it is "
+          f"{ORIENTATIONS[orientation][1]}, and {hole.shape[1]}x{hole.shape[0]} is its stored "
+          "size. If the mask was drawn on the stored pixels (an editor that ignores EXIF), pass "
+          "--mask-orientation stored to turn the mask the same way")
     raise UserError(
         f"{name} is {hole.shape[1]}x{hole.shape[0]} but the image is {like[1]}x{like[0]} "
         "(WxH); pass --resize-mask to resize the mask (nearest neighbour)")

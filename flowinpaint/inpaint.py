@@ -1,4 +1,4 @@
-"""Fill the holes of images: `python -m flowinpaint.inpaint`.
+r"""Fill the holes of images: `python -m flowinpaint.inpaint`.
 
 One image:
   python -m flowinpaint.inpaint --method telea --image photo.jpg --mask mask.png --output out.jpg
@@ -9,6 +9,9 @@ A large photo (the default --strategy auto picks one by size; see flowinpaint.hi
 StructureFlow's structure and appearance flow next to the result (flowinpaint.aux_outputs):
   python -m flowinpaint.inpaint --checkpoint sf_run/ --image photos/ --mask masks/ \
       --output out/ --save-structure out/structure --save-flow out/flow
+EdgeConnect's edge map (the edges it inpainted with) next to the result:
+  python -m flowinpaint.inpaint --checkpoint ec_run/ --image photo.jpg --mask mask.png \
+      --output out.png --save-edges out/edges
 
 Masks: white (> 127 in any channel) = hole. Any size and RGB / RGBA / grayscale images work: the
 output has the input's size and mode (alpha kept unchanged), and every pixel outside the hole is
@@ -30,6 +33,7 @@ import numpy as np
 from flowinpaint import aux_outputs
 from flowinpaint import image_io
 from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.data import masks as mask_ops
 from flowinpaint.errors import UserError, cli_entry
 
@@ -41,12 +45,20 @@ class _Parser(argparse.ArgumentParser):
   """argparse whose errors are one `error: ...` line (via cli_entry), not usage + error."""
 
   def error(self, message: str):
+    if message.startswith("one of the arguments --checkpoint --method"):
+      raise _no_way_to_fill()
     raise UserError(f"{message} (see --help)")
+
+
+def _no_way_to_fill() -> UserError:
+  return UserError(f"choose how to fill: --method {'|'.join(inference.method_names())} (no "
+                   "model), --checkpoint DIR (a trained flowinpaint model) or --pretrained NAME "
+                   "(the authors' weights; python -m flowinpaint.pretrained lists them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m flowinpaint.inpaint",
-              description=__doc__.split("\n\n")[0],
+              description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--image", required=True, help="an image file, or a folder of images")
   p.add_argument("--mask", required=True,
@@ -54,13 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
                  "images (same file stem; 'STEM_mask' also matches)")
   p.add_argument("--output", required=True,
                  help="output file (single image) or folder; never one of the inputs")
-  how = p.add_mutually_exclusive_group()
+  how = p.add_mutually_exclusive_group(required=True)
   how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  pretrained.add_arguments(p, how)
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--resize-mask", action="store_true",
                  help="resize a mask of another size to the image (nearest neighbour)")
+  p.add_argument("--mask-orientation", choices=("displayed", "stored"), default="displayed",
+                 help="which pixels the mask was drawn on: 'displayed' (default), the photo as "
+                 "viewers show it, turned by its EXIF orientation; 'stored', the pixels as the "
+                 "file stores them (an editor that ignores EXIF), so the mask is turned too")
   p.add_argument("--invert-mask", action="store_true",
                  help="the mask marks what to KEEP (black = hole)")
   p.add_argument("--dilate", type=int, default=0, metavar="PX",
@@ -82,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                  help="'glcic': GLCIC's post-processing of the filled hole (OpenCV fast-marching "
                  "fill, then Poisson blending of the hole region)")
   sf = p.add_argument_group(
-      "model internals (StructureFlow checkpoints; flowinpaint.aux_outputs)",
-      "Each image then runs whole, in one pass: --strategy full, or auto on images up to "
-      "--crop-trigger px (crop and resize are refused: the structure and flow of crops or of a "
-      "downscaled copy would not describe the image). Folders are created if missing.")
+      "model internals (StructureFlow and EdgeConnect checkpoints; flowinpaint.aux_outputs)",
+      # Broken by hand: the raw formatter that keeps the examples' lines keeps these too.
+      "Each image then runs whole, in one pass: --strategy full, or auto on images up\n"
+      "to --crop-trigger px (crop and resize are refused: the structure and flow of\n"
+      "crops or of a downscaled copy would not describe the image). Folders are\n"
+      "created if missing.")
   sf.add_argument("--save-structure", metavar="DIR",
                   help="write STEM_structure.png: the structure the model inpainted with (the "
                   "reconstructed RTV structure), RGB at the image's size")
@@ -93,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                   help="write STEM_flow.png (the appearance flow colour-coded, each 1/4-"
                   "resolution cell a 4x4 block) and STEM_flow.npy (float32 [ceil(H/4), "
                   "ceil(W/4), 2], (dx, dy) in image pixels)")
+  sf.add_argument("--save-edges", metavar="DIR",
+                  help="EdgeConnect: write STEM_edges.png, the edge map the model inpainted with "
+                  "(predicted edges in the hole, Canny edges of the known pixels outside; "
+                  "grayscale, 255 = edge) at the image's size")
   hd = p.add_argument_group("high resolution (flowinpaint.highres)")
   hd.add_argument("--strategy", choices=("auto", "full", "crop", "resize"), default="auto",
                   help="'crop': inpaint a margin around each hole region and paste back; "
@@ -225,15 +248,20 @@ class _MaskCache:
     self.args = args
     self.cache: dict[str, np.ndarray] = {}
 
-  def get(self, path: str, shape: tuple[int, int]) -> np.ndarray:
+  def get(self, path: str, shape: tuple[int, int], orientation: int = 1) -> np.ndarray:
+    """The hole for an image of `shape` whose EXIF `orientation` was applied on reading."""
     if path not in self.cache:
       self.cache[path] = image_io.read_mask(path, mask_from=self.args.mask_from,
                                             max_pixels=self.args.max_pixels)
     hole = self.cache[path]
+    stored = self.args.mask_orientation == "stored"
+    if stored:
+      hole = image_io.apply_orientation(hole, orientation)
     if hole.shape != shape and self.args.resize_mask:
       print(f"note: mask {path} resized from {hole.shape[1]}x{hole.shape[0]} to "
             f"{shape[1]}x{shape[0]} (nearest)", file=sys.stderr)
-    hole = image_io.fit_mask(hole, shape, resize=self.args.resize_mask, path=path)
+    hole = image_io.fit_mask(hole, shape, resize=self.args.resize_mask, path=path,
+                             orientation=1 if stored else orientation)
     return ~hole if self.args.invert_mask else hole
 
 
@@ -244,7 +272,7 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
   img = image_io.read_image(job.image, max_pixels=args.max_pixels)
   for note in img.notes:
     _warn(note)
-  hole = masks.get(job.mask, img.shape)
+  hole = masks.get(job.mask, img.shape, img.orientation)
   if args.dilate:
     hole = mask_ops.dilate(hole, args.dilate) > 0.5
   ratio = float(hole.mean())
@@ -304,7 +332,8 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
 
 def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
                     args: argparse.Namespace) -> None:
-  """UserError unless the image runs whole (the structure and flow of crops would not tile)."""
+  """UserError unless the image runs whole (the structure, flow or edges of crops would not
+  tile)."""
   if args.strategy == "auto" and max(shape) > args.crop_trigger:
     h, w = shape
     raise UserError(f"{image} is {w}x{h}, larger than --crop-trigger {args.crop_trigger}, so "
@@ -316,7 +345,8 @@ def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
 
 def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
                shape: tuple[int, int], inputs: Sequence[str]) -> list[str]:
-  """Writes STEM_structure.png / STEM_flow.png / STEM_flow.npy as requested; returns the paths."""
+  """Writes STEM_structure.png / STEM_flow.png / STEM_flow.npy / STEM_edges.png as requested;
+  returns the paths."""
   if not dirs:
     return []
   return aux_outputs.write(aux, dirs, _stem(job.image), shape, inputs=inputs)
@@ -325,10 +355,8 @@ def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
 @cli_entry
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
-  if not args.method and not args.checkpoint:
-    methods = "|".join(inference.method_names())
-    raise UserError(f"choose how to fill: --method {methods} (no model) or "
-                    "--checkpoint DIR (a trained flowinpaint model)")
+  if not args.method and not args.checkpoint and not args.pretrained:  # --checkpoint ''
+    raise _no_way_to_fill()
   if args.radius < 1:
     raise UserError(f"--radius must be >= 1, got {args.radius}")
   for flag, value, low in (("--crop-trigger", args.crop_trigger, 1),
@@ -347,6 +375,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"{'crops' if args.strategy == 'crop' else 'a downscaled copy'}: use "
                     "--strategy full (or auto, whole up to --crop-trigger px)")
   jobs = plan(args)
+  pretrained.resolve_args(args)
   inputs = image_io.InputFiles(sorted({j.image for j in jobs} |
                                       {j.mask for j in jobs if j.mask}))
   inpainter = _make_inpainter(args)

@@ -1,4 +1,4 @@
-"""Trains and evaluates a model from a config file.
+r"""Trains and evaluates a model from a config file.
 
   python -m flowinpaint.main --config configs/deepfill_v2.py --workdir runs/deepfill_v2 \
       [--config.num_train_steps=1000 --config.batch_size=8 ...]
@@ -8,6 +8,7 @@ Rerunning the same command resumes from the newest finished checkpoint in --work
 
 import os
 import sys
+import textwrap
 
 from absl import app
 from absl import flags
@@ -32,20 +33,60 @@ def _add_config_root_to_path(argv) -> None:
 
 _add_config_root_to_path(sys.argv)
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "the training configuration file (required), e.g. configs/default.py; "
+    "override any of its knobs with --config.KEY=VALUE", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "the folder for checkpoints, logs and samples "
+                               "(required); rerunning with the same folder resumes")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
-                                 "Call jax.distributed.initialize() first (multi-host runs).")
+                                 "call jax.distributed.initialize() first (multi-host runs)")
 flags.mark_flags_as_required(["config", "workdir"])
+_HELP_FLAGS = ("-h", "-help", "--help", "-?", "--helpshort")
+
+
+def help_text() -> str:
+  """What --help prints: the docstring, then this module's own flags (absl's lists them with
+  absl's and JAX's defaults, 'None' for the required ones)."""
+  rows = [("--config FILE", _CONFIG), ("--workdir DIR", _WORKDIR),
+          ("--[no]distributed", _DISTRIBUTED)]
+  lines = [__doc__.strip(), "",
+           "usage: python -m flowinpaint.main --config FILE --workdir DIR "
+           "[--config.KEY=VALUE ...]",
+           "                                  [--distributed]", "", "flags:"]
+  for name, holder in rows:
+    wrapped = textwrap.wrap(flags.FLAGS[holder.name].help, 100 - 22)
+    lines.append(f"  {name:<19} {wrapped[0]}")
+    lines += [" " * 22 + w for w in wrapped[1:]]
+  lines.append(f"  {'--helpfull':<19} every flag, those of the libraries included")
+  return "\n".join(lines)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with --help exiting 0 and a bad flag one `error:` line (status 2)."""
+  if any(a in _HELP_FLAGS for a in argv[1:]):
+    print(help_text())
+    sys.exit(0)
+  if "--helpfull" in argv[1:]:
+    print(flags.FLAGS.get_help())
+    sys.exit(0)
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {' '.join(str(e).split())} (see --help)", file=sys.stderr)
+    sys.exit(2)
 
 
 class _QuietLibraries:
-  """A logging filter: orbax and grain narrate every save and worker at INFO; keep warnings."""
+  """A logging filter: orbax and grain narrate every save and worker at INFO, and JAX says at
+  INFO that it found no TPU on every machine without one; keep warnings."""
 
   def filter(self, record) -> bool:
+    if record.levelno >= 30:
+      return True
     noisy = any(f"/{lib}/" in record.pathname for lib in ("orbax", "grain"))
-    return record.levelno >= 30 or not noisy
+    no_tpu = (record.pathname.endswith("xla_bridge.py")
+              and record.getMessage().startswith("Unable to initialize backend"))
+    return not (noisy or no_tpu)
 
 
 def main(argv):
@@ -64,10 +105,14 @@ def main(argv):
   logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
                jax.process_count(), jax.devices())
   try:
-    if stages.is_chain(_CONFIG.value):  # Several stages, each in WORKDIR/<stage>.
-      result = stages.train_stages(_CONFIG.value, _WORKDIR.value, train.train_and_evaluate)
+    path = flags.FLAGS["config"].config_filename
+    if not os.path.isfile(path):  # config_flags would raise on first use, with a traceback.
+      raise UserError(f"--config {path}: no such file (e.g. configs/default.py)")
+    config = _CONFIG.value
+    if stages.is_chain(config):  # Several stages, each in WORKDIR/<stage>.
+      result = stages.train_stages(config, _WORKDIR.value, train.train_and_evaluate)
     else:
-      result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+      result = train.train_and_evaluate(config, _WORKDIR.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -77,4 +122,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -1,7 +1,8 @@
-"""A local web page to inpaint photos: `python -m flowinpaint.serve`.
+r"""A local web page to inpaint photos: `python -m flowinpaint.serve`.
 
-  python -m flowinpaint.serve --checkpoint places2/          # a flowinpaint checkpoint
-  python -m flowinpaint.serve --method telea                 # or a classical OpenCV method
+With a flowinpaint checkpoint, or with a classical OpenCV method:
+  python -m flowinpaint.serve --checkpoint places2/
+  python -m flowinpaint.serve --method telea
 
 Open the printed address, load a photo, paint the hole with the brush, press Run, compare and
 download. Served by the standard library's http.server (no web framework to install), on
@@ -34,6 +35,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -46,6 +48,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.errors import UserError, cli_entry
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -56,6 +59,9 @@ STATIC = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+    # Browsers ask for /favicon.ico on every page load whatever the page says.
+    "/favicon.ico": ("favicon.svg", "image/svg+xml"),
+    "/static/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 STRATEGIES = ("auto", "full", "crop", "resize")
@@ -116,10 +122,19 @@ class App:
         im = ImageOps.exif_transpose(im)
     except HTTPError:
       raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+      # Pillow refuses a header claiming over twice its own limit before we see the size.
+      pixels = re.search(r"(\d+) pixels\)", str(e))
+      size = f" ({int(pixels.group(1)) / 1e6:.0f} megapixels)" if pixels else ""
+      limit = min(self.max_pixels, 2 * Image.MAX_IMAGE_PIXELS) / 1e6
+      raise HTTPError(413, f"the {what} is too large{size}, over the limit of {limit:g} "
+                      "megapixels") from e
+    except UnidentifiedImageError as e:
+      raise HTTPError(400, f"the {what} is not an image Pillow can read (unknown format; send "
+                      "PNG, JPEG or WebP)") from e
+    except (OSError, SyntaxError, ValueError) as e:
       raise HTTPError(400, f"the {what} is not an image Pillow can read "
-                      f"({type(e).__name__}: {str(e)[:120]})") from e
+                      f"({type(e).__name__}: {_client_text(e)})") from e
     return im
 
   def run(self, image_bytes: bytes, mask_bytes: bytes, strategy: Optional[str]) -> bytes:
@@ -156,6 +171,12 @@ class App:
     buf = io.BytesIO()
     result.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _client_text(error: Exception, limit: int = 120) -> str:
+  """An exception's message for the client: no object reprs (addresses), one short line."""
+  text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the upload", " ".join(str(error).split()))
+  return text[:limit]
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -330,12 +351,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m flowinpaint.serve", description=__doc__.split("\n\n")[0],
-              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+              formatter_class=argparse.RawDescriptionHelpFormatter,
+              epilog=__doc__.split("\n\n", 1)[1])
   how = p.add_mutually_exclusive_group(required=True)
   how.add_argument("--checkpoint", help="a flowinpaint checkpoint (training workdir or the "
                    "output of flowinpaint.convert)")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  pretrained.add_arguments(p, how)
   p.add_argument("--host", default="127.0.0.1",
                  help="address to listen on (default 127.0.0.1: this machine only)")
   p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
@@ -355,8 +378,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise UserError(f"--port {args.port} is not a port number")
   if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
     raise UserError("--max-upload-mb and --max-megapixels must be positive")
+  pretrained.resolve_args(args)
   inpainter = inference.make_inpainter(args.checkpoint or args.method)
-  name = getattr(inpainter, "name", None) or (args.method or args.checkpoint)
+  name = args.pretrained or getattr(inpainter, "name", None) or (args.method or args.checkpoint)
   app = App(make_inpaint_fn(inpainter), name=str(name),
             max_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=int(args.max_megapixels * 1e6), max_queue=args.max_queue,

@@ -31,10 +31,11 @@ modified `computeTextureWeights` does), and the first estimate fills the hole wi
 the hole is filled by diffusion from its boundary and the result does not depend on the hole's
 pixel values at all.
 
-Deviations from the MATLAB code, on purpose: the Gaussian blur pads symmetrically (the original
-RTV release; StructureFlow's modified copy zero-pads with `conv2(..., 'same')`, which darkens the
-blurred border and invents edges there), and CG runs to `cg_tol` instead of MATLAB's loose
-`pcg(A, b, 0.1, 100, ichol)`.
+Deviations from the MATLAB code, on purpose: the Gaussian blur pads symmetrically by default (the
+original RTV release; StructureFlow's modified copy zero-pads with `conv2(..., 'same')`, which
+darkens the blurred border and invents edges there: `blur_padding='zero'` does that), and CG runs
+to `cg_tol` instead of MATLAB's loose `pcg(A, b, 0.1, 100, ichol)`. StructureFlow's own recipe
+for a damaged image (`tsmooth(I_in, ..., mask)`, issues #17/#27) is `mask_mode='gradients'`.
 """
 
 from __future__ import annotations
@@ -71,12 +72,14 @@ def sigma_schedule(sigma: float, iterations: int) -> list[float]:
   return out
 
 
-def _blur(x: Array, sigma: float) -> Array:
-  """Separable Gaussian blur of [B, H, W, C] with symmetric (mirror) padding, per channel."""
+def _blur(x: Array, sigma: float, padding: str = 'symmetric') -> Array:
+  """Separable Gaussian blur of [B, H, W, C] per channel; `padding` 'symmetric' (mirror) or
+  'zero' (MATLAB's `conv2(..., 'same')`)."""
   g = gaussian_kernel_1d(sigma)
   r = (len(g) - 1) // 2
   c = x.shape[-1]
-  x = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode='symmetric')
+  pad = ((0, 0), (r, r), (r, r), (0, 0))
+  x = jnp.pad(x, pad, mode='symmetric') if padding == 'symmetric' else jnp.pad(x, pad)
   dn = ('NHWC', 'HWIO', 'NHWC')
   # Depthwise: one [k, 1] (then [1, k]) filter per channel. The kernel is symmetric, so
   # correlation equals MATLAB's convolution.
@@ -103,7 +106,8 @@ def _safe_norm(dx: Array, dy: Array) -> Array:
 
 
 def texture_weights(x: Array, sigma: float, sharpness: float,
-                    flat: Optional[Array] = None) -> tuple[Array, Array]:
+                    flat: Optional[Array] = None, *, flat_window: bool = True,
+                    blur_padding: str = 'symmetric') -> tuple[Array, Array]:
   """RTV's smoothness weights of the current estimate (`computeTextureWeights`).
 
   Args:
@@ -111,16 +115,21 @@ def texture_weights(x: Array, sigma: float, sharpness: float,
     sigma: scale of the Gaussian window.
     sharpness: floor on the local gradient magnitude (epsilon_s; smaller = sharper edges).
     flat: optional [B, H, W, 1], 1 where gradients are treated as zero (the dilated hole).
+    flat_window: whether `flat` also zeroes the windowed (blurred) gradients; False zeroes only
+      the pixel gradients, as StructureFlow's modified `computeTextureWeights` (issue #17).
+    blur_padding: 'symmetric' or 'zero' (StructureFlow's `conv2(..., 'same')`), see `_blur`.
 
   Returns:
     (wx, wy), each [B, H, W, 1]: wx couples (i, j) with (i, j + 1) and is 0 in the last column;
     wy couples (i, j) with (i + 1, j) and is 0 in the last row.
   """
   fx, fy = _forward_diffs(x)
-  gfx, gfy = _forward_diffs(_blur(x, sigma))
+  gfx, gfy = _forward_diffs(_blur(x, sigma, blur_padding))
   if flat is not None:
     keep = 1.0 - flat
-    fx, fy, gfx, gfy = fx * keep, fy * keep, gfx * keep, gfy * keep
+    fx, fy = fx * keep, fy * keep
+    if flat_window:
+      gfx, gfy = gfx * keep, gfy * keep
   wto = 1.0 / jnp.maximum(jnp.mean(_safe_norm(fx, fy), axis=-1, keepdims=True), sharpness)
   wtbx = 1.0 / jnp.maximum(jnp.mean(jnp.abs(gfx), axis=-1, keepdims=True), _WINDOW_EPS)
   wtby = 1.0 / jnp.maximum(jnp.mean(jnp.abs(gfy), axis=-1, keepdims=True), _WINDOW_EPS)
@@ -169,13 +178,18 @@ def dilate(mask: Array, pixels: int) -> Array:
                                (1, k, k, 1), (1, 1, 1, 1), 'SAME')
 
 
+MASK_MODES = ('diffuse', 'gradients')
+BLUR_PADDINGS = ('symmetric', 'zero')
+
+
 @functools.partial(jax.jit, static_argnames=('lam', 'sigma', 'sharpness', 'iterations',
                                              'mask_dilation', 'cg_tol', 'cg_max_iterations',
-                                             'hole_regulariser'))
+                                             'hole_regulariser', 'mask_mode', 'blur_padding'))
 def rtv(image: Array, lam: float = 0.015, sigma: float = 3.0, sharpness: float = 1e-3,
         iterations: int = 4, *, mask: Optional[Array] = None, mask_dilation: int = 3,
         cg_tol: float = 1e-4, cg_max_iterations: int = 1000,
-        hole_regulariser: float = 1e-4) -> Array:
+        hole_regulariser: float = 1e-4, mask_mode: str = 'diffuse',
+        blur_padding: str = 'symmetric') -> Array:
   """RTV structure of a batch of images (`tsmooth`).
 
   StructureFlow's setting is `rtv(x, 0.015, 3.0, 1e-3, iterations=3)`; RTV's own defaults are
@@ -194,10 +208,21 @@ def rtv(image: Array, lam: float = 0.015, sigma: float = 3.0, sharpness: float =
     cg_tol: relative residual at which each conjugate-gradient solve stops.
     cg_max_iterations: cap on CG iterations per solve.
     hole_regulariser: data weight of hole pixels (towards the known pixels' mean).
+    mask_mode: with a mask, 'diffuse' (the module docstring's mask-aware variant) or
+      'gradients', StructureFlow's own recipe for a damaged image (issues #17, #27:
+      `tsmooth(I_in, 0.015, 3, 0.001, 3, mask)`): the image, hole pixels included, stays the
+      data term, and only the pixel gradients inside the (`mask_dilation`-grown) hole are
+      zeroed, not the windowed ones.
+    blur_padding: 'symmetric' (the original RTV release) or 'zero' (StructureFlow's copy of
+      `tsmooth`, `conv2(..., 'same')`).
 
   Returns:
     The structure, the same shape and dtype as `image`.
   """
+  if mask_mode not in MASK_MODES:
+    raise ValueError(f'mask_mode must be one of {MASK_MODES}, got {mask_mode!r}')
+  if blur_padding not in BLUR_PADDINGS:
+    raise ValueError(f'blur_padding must be one of {BLUR_PADDINGS}, got {blur_padding!r}')
   squeeze = image.ndim == 3
   if squeeze:
     image = image[None]
@@ -207,10 +232,11 @@ def rtv(image: Array, lam: float = 0.015, sigma: float = 3.0, sharpness: float =
   img = image.astype(dtype)
   half_lam = lam / 2.0
 
-  if mask is None:
+  if mask is None or mask_mode == 'gradients':
     data_w = jnp.ones(img.shape[:-1] + (1,), dtype)
     rhs = img
-    flat = None
+    flat = None if mask is None else dilate((mask.astype(dtype) > 0.5).astype(dtype),
+                                            mask_dilation)
     x = img
   else:
     hole = (mask.astype(dtype) > 0.5).astype(dtype)
@@ -226,7 +252,8 @@ def rtv(image: Array, lam: float = 0.015, sigma: float = 3.0, sharpness: float =
   solve = jax.vmap(functools.partial(_solve_one, lam=half_lam, tol=cg_tol,
                                      maxiter=cg_max_iterations))
   for s in sigma_schedule(sigma, iterations):
-    wx, wy = texture_weights(x, s, sharpness, flat)
+    wx, wy = texture_weights(x, s, sharpness, flat, flat_window=mask_mode == 'diffuse',
+                             blur_padding=blur_padding)
     x = solve(data_w, rhs, wx, wy, x)
   x = x.astype(in_dtype)
   return x[0] if squeeze else x

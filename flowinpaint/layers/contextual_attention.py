@@ -7,11 +7,17 @@ column-major, wrapping across rows exactly as the TF reference does), patches to
 are excluded, and the softmax-weighted raw (2*rate)x(2*rate) full-resolution patches are pasted
 back with a transposed conv of stride `rate`.
 
-Sizes not divisible by `rate`: the downscale keeps every `rate`-th pixel starting at 0
-(`x[:, ::rate, ::rate]`, ceil(H / rate) rows). This is what PyTorch's nearest resize by 1/rate
-does; the TF reference's `resize_nearest_neighbor(align_corners=True)` instead picks even rows in
-the first half and odd rows in the second half, and only works for even sizes. The ceil grid
-matches the TF-'SAME' raw patch grid and the transposed conv back to the exact input size.
+The 1/rate downscale for matching (`downscale`): 'stride' keeps every `rate`-th pixel starting
+at 0 (`x[:, ::rate, ::rate]`, ceil(H / rate) rows), as PyTorch's nearest resize by 1/rate does;
+the ceil grid matches the TF-'SAME' raw patch grid, so any size works. 'align_corners' is the TF
+reference's `resize_nearest_neighbor(align_corners=True)` (`resize_nearest_align_corners`):
+row round(i * (H - 1) / (H / rate - 1)), i.e. even rows in the first half and odd rows in the
+second; like the reference it needs sizes divisible by `rate`. Weights trained in TF reproduce
+its outputs exactly only with 'align_corners'. 'grid_bilinear' is what Deep Flow-Guided Video
+Inpainting's PyTorch port of DeepFill v1 computed under the torch it names (0.4.0): its
+`down_sample(mode='nearest')` calls `F.grid_sample`, which in 0.4.0 ignored `mode` and sampled
+bilinearly with corner-aligned coordinates, at the grid i / (H / rate) * 2 - 1, i.e. rows
+i * (H - 1) / (H / rate) blended with their neighbours (`grid_bilinear_taps`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from flowinpaint.layers import attention_tiles
@@ -29,6 +36,58 @@ from flowinpaint.layers.padding import same_pads
 
 # Default budget of contextual attention's score temporaries (see `contextual_attention`).
 DEFAULT_MAX_SCORE_BYTES = 2 * 1024**3
+
+
+def align_corners_index(n_in: int, n_out: int) -> np.ndarray:
+  """Source rows of TF's nearest resize with align_corners=True (half_pixel_centers=False).
+
+  TF computes in float32: scale = (n_in - 1) / (n_out - 1), source = min(roundf(i * scale),
+  n_in - 1); reproduced here bit for bit (roundf rounds halves away from zero).
+  """
+  scale = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
+  src = np.arange(n_out, dtype=np.float32) * np.float32(scale)
+  return np.minimum(np.floor(src.astype(np.float64) + 0.5), n_in - 1).astype(np.int64)
+
+
+def resize_nearest_align_corners(x: jax.Array, height: int, width: int) -> jax.Array:
+  """TF 1's `resize_nearest_neighbor(x, (height, width), align_corners=True)`, [B,H,W,C]."""
+  rows = align_corners_index(x.shape[1], height)
+  cols = align_corners_index(x.shape[2], width)
+  return x[:, rows][:, :, cols]
+
+
+def grid_bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(lower rows, upper rows, upper weights) of the DFVI port's 1/rate downscale under torch
+  0.4.0: grid g = i / n_out * 2 - 1 and source (g + 1) / 2 * (n_in - 1), bilinear; computed
+  in float32 in the same order as the port and the grid sampler."""
+  g = np.arange(n_out, dtype=np.float32) / np.float32(n_out) * np.float32(2) - np.float32(1)
+  src = (g + np.float32(1)) / np.float32(2) * np.float32(n_in - 1)
+  lo = np.floor(src).astype(np.int64)
+  return lo, np.minimum(lo + 1, n_in - 1), (src - lo.astype(np.float32)).astype(np.float32)
+
+
+def _grid_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
+  ylo, yhi, wy = grid_bilinear_taps(x.shape[1], height)
+  xlo, xhi, wx = grid_bilinear_taps(x.shape[2], width)
+  wy = jnp.asarray(wy, x.dtype)[None, :, None, None]
+  wx = jnp.asarray(wx, x.dtype)[None, None, :, None]
+  rows = x[:, ylo] * (1 - wy) + x[:, yhi] * wy
+  return rows[:, :, xlo] * (1 - wx) + rows[:, :, xhi] * wx
+
+
+def _downscale(x: jax.Array, rate: int, mode: str) -> jax.Array:
+  if mode == 'stride':
+    return x[:, ::rate, ::rate]
+  if mode == 'grid_bilinear':
+    return _grid_bilinear(x, x.shape[1] // rate, x.shape[2] // rate)
+  if mode == 'align_corners':
+    h, w = x.shape[1:3]
+    if h % rate or w % rate:
+      raise ValueError(f"downscale='align_corners' needs sizes divisible by rate {rate} (as "
+                       f'the TF reference), got {h}x{w}')
+    return resize_nearest_align_corners(x, h // rate, w // rate)
+  raise ValueError(f"downscale must be 'stride', 'align_corners' or 'grid_bilinear', got "
+                   f'{mode!r}')
 
 
 def _extract_patches(x: jax.Array, k: int, stride: int) -> jax.Array:
@@ -157,6 +216,8 @@ def contextual_attention(
     chunk_size: Optional[int] = None,
     return_offsets: bool = True,
     patch_norm: str = 'max',
+    downscale: str = 'stride',
+    mask_downscale: Optional[str] = None,
     max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES,
 ) -> tuple[jax.Array, Optional[jax.Array]]:
   """Contextual attention with DeepFill's exact semantics, batched over samples.
@@ -185,6 +246,12 @@ def contextual_attention(
       max(||w||, 1e-4) (the TF reference). 'add': divide by sqrt(sum(w**2 + 1e-4)), i.e. 1e-4
       added per element before the sum (the PyTorch port nipponjo/deepfillv2-pytorch, whose
       converted DeepFill v2 weights reproduce exactly only this way).
+    downscale: how f, b and the mask are downscaled by 1/rate for matching: 'stride' (every
+      `rate`-th pixel; any size), 'align_corners' (the TF reference's nearest resize; sizes
+      divisible by `rate`) or 'grid_bilinear' (DFVI's port under torch 0.4.0). See the module
+      docstring.
+    mask_downscale: the mask's downscale, when it differs from f's and b's (DFVI's port takes
+      its 1/8 mask as every 8th pixel: 'stride' of the 1/4 mask); None: `downscale`.
     max_score_bytes: budget for the score-sized temporaries (estimated, f32, whole batch) when
       `chunk_size` is None; None: no bound (one pass). Inputs, patches (~(ksize^2 +
       (2 * rate)^2 / rate^2) x f's size) and outputs come on top. A single-position tile that
@@ -207,7 +274,7 @@ def contextual_attention(
   nb = nbh * nbw
   raw = raw.reshape(bsz, nb, k_raw * k_raw * c)
 
-  fd, bd = f[:, ::rate, ::rate], b[:, ::rate, ::rate]
+  fd, bd = _downscale(f, rate, downscale), _downscale(b, rate, downscale)
   fh, fw = fd.shape[1:3]
   nf = fh * fw
 
@@ -226,7 +293,8 @@ def contextual_attention(
   if mask is None:
     mm = jnp.ones((bsz, nb), jnp.float32)
   else:
-    md = jnp.broadcast_to(mask, (bsz, hb, wb, mask.shape[-1]))[:, ::rate, ::rate]
+    md = _downscale(jnp.broadcast_to(mask, (bsz, hb, wb, mask.shape[-1])), rate,
+                    mask_downscale or downscale)
     hole = jnp.any(md != 0, axis=-1, keepdims=True).astype(jnp.float32)
     pads = (same_pads(hole.shape[1], ksize, stride), same_pads(hole.shape[2], ksize, stride))
     count = lax.reduce_window(hole, 0., lax.add, (1, ksize, ksize, 1), (1, stride, stride, 1),
@@ -318,6 +386,8 @@ class ContextualAttention(nn.Module):
   return_offsets: bool = True
   dtype: Optional[Any] = None
   patch_norm: str = 'max'
+  downscale: str = 'stride'
+  mask_downscale: Optional[str] = None
   max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
 
   def __call__(self, f: jax.Array, b: jax.Array,
@@ -328,4 +398,5 @@ class ContextualAttention(nn.Module):
         f, b, mask, ksize=self.ksize, stride=self.stride, rate=self.rate, fuse_k=self.fuse_k,
         softmax_scale=self.softmax_scale, fuse=self.fuse, chunk_size=self.chunk_size,
         return_offsets=self.return_offsets, patch_norm=self.patch_norm,
+        downscale=self.downscale, mask_downscale=self.mask_downscale,
         max_score_bytes=self.max_score_bytes)

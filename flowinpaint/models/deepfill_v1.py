@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from flowinpaint.layers.contextual_attention import DEFAULT_MAX_SCORE_BYTES
-from flowinpaint.layers.contextual_attention import contextual_attention
+from flowinpaint.layers.contextual_attention import (contextual_attention,
+                                                     resize_nearest_align_corners)
 from flowinpaint.models import registry
 from flowinpaint.models.glcic import crop_around_hole
 
@@ -77,6 +78,8 @@ class RefineNetwork(_Convs):
   ca_chunk_size: Optional[int] = None
   ca_max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
   return_offsets: bool = False
+  tf_resize: bool = False
+  attention_downscale: Optional[str] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array):
@@ -97,11 +100,17 @@ class RefineNetwork(_Convs):
     a = self.conv(a, 4 * c, 3, 'pmconv4_downsample', stride=2)
     a = self.conv(a, 4 * c, 3, 'pmconv5')
     a = self.conv(a, 4 * c, 3, 'pmconv6', act=nn.relu)  # ReLU here, as in the reference.
-    mask_s = mask[:, ::4, ::4]  # Nearest resize to the 1/4-resolution feature map.
-    a, offsets = contextual_attention(a, a, mask_s, ksize=3, stride=1, rate=2,
-                                      chunk_size=self.ca_chunk_size,
-                                      max_score_bytes=self.ca_max_score_bytes,
-                                      return_offsets=self.return_offsets)
+    # Nearest resize of the mask to the 1/4-resolution feature map.
+    if self.tf_resize:
+      mask_s = resize_nearest_align_corners(mask, *a.shape[1:3])
+    else:
+      mask_s = mask[:, ::4, ::4]
+    mask_mode = 'align_corners' if self.tf_resize else 'stride'
+    a, offsets = contextual_attention(
+        a, a, mask_s, ksize=3, stride=1, rate=2, chunk_size=self.ca_chunk_size,
+        max_score_bytes=self.ca_max_score_bytes,
+        return_offsets=self.return_offsets, downscale=self.attention_downscale or mask_mode,
+        mask_downscale=mask_mode)
     a = self.conv(a, 4 * c, 3, 'pmconv9')
     a = self.conv(a, 4 * c, 3, 'pmconv10')
     # Merged decoder.
@@ -127,10 +136,22 @@ class Generator(nn.Module):
     ca_chunk_size: contextual attention's foreground tile, in positions (None: chosen from
       the sizes under ca_max_score_bytes).
     ca_max_score_bytes: contextual attention's score-memory budget (None: no bound).
+    tf_resize: the nearest downscales (the mask to 1/4, and f, b and the mask by 1/2 inside
+      contextual attention) as the official TF model's `resize_nearest_neighbor(
+      align_corners=True)`, which picks rows round(i * (n - 1) / (n / s - 1)); False keeps every
+      4th / 2nd pixel. Converted release weights (`--from deepfill_v1_tf`) set it; H and W
+      must then be multiples of 8, as the reference requires anyway.
+    attention_downscale: how contextual attention downscales its features by 1/2 when it
+      differs from the mask's: 'grid_bilinear' is Deep Flow-Guided Video Inpainting's PyTorch
+      port as its authors ran it (torch 0.4.0; layers/contextual_attention.py), set by
+      `convert --from deepfill_v1_dfvi_pth`; the port's mask is every 8th pixel (tf_resize off).
+      None: as the mask.
   """
   cnum: int = 32
   ca_chunk_size: Optional[int] = None
   ca_max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
+  tf_resize: bool = False
+  attention_downscale: Optional[str] = None
   dtype: Optional[Dtype] = None
 
   @nn.compact
@@ -138,16 +159,20 @@ class Generator(nn.Module):
     ones = jnp.ones_like(mask)
 
     def stage_input(x):
-      # The reference's 5 channels: masked image, a constant plane, the mask.
-      inp = jnp.concatenate([x * (1.0 - mask), ones, ones * mask], axis=-1)
+      # The reference's 5 channels: the stage's image, a constant plane, the mask.
+      inp = jnp.concatenate([x, ones, ones * mask], axis=-1)
       return inp.astype(self.dtype) if self.dtype is not None else inp
 
-    coarse = CoarseNetwork(cnum=self.cnum, dtype=self.dtype, name='coarse')(stage_input(image))
+    masked = image * (1.0 - mask)
+    coarse = CoarseNetwork(cnum=self.cnum, dtype=self.dtype, name='coarse')(stage_input(masked))
     coarse = jnp.clip(coarse.astype(jnp.float32), -1.0, 1.0)
-    pasted = coarse * mask + image * (1.0 - mask)
+    # Stage 2 sees the coarse result in the hole (not zeros), as the reference.
+    pasted = coarse * mask + masked * (1.0 - mask)
     refine = RefineNetwork(cnum=self.cnum, ca_chunk_size=self.ca_chunk_size,
                            ca_max_score_bytes=self.ca_max_score_bytes,
-                           return_offsets=not train, dtype=self.dtype, name='refine')
+                           return_offsets=not train, tf_resize=self.tf_resize,
+                           attention_downscale=self.attention_downscale, dtype=self.dtype,
+                           name='refine')
     fine, offsets = refine(stage_input(pasted), mask)
     out = {'output': jnp.clip(fine.astype(jnp.float32), -1.0, 1.0), 'coarse': coarse}
     if offsets is not None:
@@ -202,7 +227,9 @@ def make_generator(cfg, dtype) -> Generator:
   chunk = cfg.get('ca_chunk_size', 0)
   budget = cfg.get('ca_max_score_bytes', DEFAULT_MAX_SCORE_BYTES)
   return Generator(cnum=cfg.get('cnum', 32), ca_chunk_size=chunk or None,
-                   ca_max_score_bytes=budget or None, dtype=dtype)
+                   ca_max_score_bytes=budget or None,
+                   tf_resize=cfg.get('tf_resize', False),
+                   attention_downscale=cfg.get('attention_downscale', '') or None, dtype=dtype)
 
 
 def make_discriminator(cfg, dtype) -> Critics:

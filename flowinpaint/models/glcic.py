@@ -9,6 +9,16 @@ Layer facts: ../shared/reference/models.md section 1.4 (paper; otenim/GLCIC-PyTo
 BatchNorm comes before the ReLU as in the paper (otenim applies it after), and the input holes
 are filled with `fill_value` in [-1, 1] space (the paper fills with the training set's mean pixel;
 0 is mid-grey, set your data's mean).
+
+`variant='official'` is the authors' released Torch7 network (satoshiiizuka/siggraph2017_inpainting,
+`completionnet_places2.t7`, imported by `--from glcic_t7`): the same 17 layers, BatchNorm before
+ReLU, sigmoid output, but (1) its input is the image in [0, 1] minus the mean pixel, holes set to
+0 (i.e. to the mean), plus the mask; and (2) Torch pads every conv by (k - 1) / 2 * dilation on
+all sides, so its stride-2 convs sample rows -1, 1, 3, ... where TF-style 'SAME' ('flowinpaint')
+samples 0, 2, 4, ... (padding only after). (1) equals 'flowinpaint' with fill_value = 2 * mean -
+1 up to an affine map of the input that conv1 could absorb, except where conv1's zero padding
+meets it at the image border; (2) changes every output. The transposed convs agree (Torch's
+padding 1 with a 4x4 kernel is 'SAME' here).
 """
 
 from __future__ import annotations
@@ -61,29 +71,42 @@ class CompletionNetwork(nn.Module):
 
   Attributes:
     width: multiplies every layer's channels (1.0 = the paper's 64..256; tests use less).
-    fill_value: the pixel value (in [-1, 1]) written into the holes of the input.
+    fill_value: the pixel value (in [-1, 1]) written into the holes of the input; with
+      variant 'official', the mean pixel (2 * mean - 1) subtracted from the input.
+    variant: 'flowinpaint' (input in [-1, 1] with holes filled, TF-style 'SAME' padding) or
+      'official' (the authors' Torch7 network: input in [0, 1] minus the mean pixel with holes
+      set to 0, Torch's symmetric padding); see the module docstring.
   """
   width: float = 1.0
   fill_value: Sequence[float] = (0.0, 0.0, 0.0)
+  variant: str = 'flowinpaint'
   dtype: Optional[Dtype] = None
 
   @nn.compact
   def __call__(self, image: jax.Array, mask: jax.Array, *, train: bool) -> dict[str, jax.Array]:
     fill = jnp.asarray(self.fill_value, image.dtype).reshape(1, 1, 1, -1)
-    x = image * (1.0 - mask) + fill * mask
+    if self.variant == 'official':
+      # inpaint.lua: I - mean (I in [0, 1]), then the holes zeroed.
+      x = ((image - fill) * 0.5) * (1.0 - mask)
+    elif self.variant == 'flowinpaint':
+      x = image * (1.0 - mask) + fill * mask
+    else:
+      raise ValueError(f"variant must be 'flowinpaint' or 'official', got {self.variant!r}")
     x = jnp.concatenate([x, mask], axis=-1)
     if self.dtype is not None:
       x = x.astype(self.dtype)
     for i, (kind, feats, k, s, d) in enumerate(_COMPLETION_LAYERS):
       if kind == 'o':
-        x = nn.Conv(feats, (k, k), padding='SAME', dtype=self.dtype, name='out')(x)
+        x = nn.Conv(feats, (k, k), padding='SAME', dtype=self.dtype, name='out')(x)  # stride 1
         break
       feats = max(1, round(feats * self.width))
       if kind == 't':
         x = nn.ConvTranspose(feats, (k, k), strides=(s, s), padding='SAME', dtype=self.dtype,
                              name=f'deconv{i + 1}')(x)
       else:
-        x = nn.Conv(feats, (k, k), strides=(s, s), kernel_dilation=(d, d), padding='SAME',
+        pad = d * (k - 1) // 2
+        padding = ((pad, pad), (pad, pad)) if self.variant == 'official' else 'SAME'
+        x = nn.Conv(feats, (k, k), strides=(s, s), kernel_dilation=(d, d), padding=padding,
                     dtype=self.dtype, name=f'conv{i + 1}')(x)
       x = nn.relu(_batch_norm(train, self.dtype, f'bn{i + 1}')(x))
     # Sigmoid as in the paper, mapped from [0, 1] to the library's [-1, 1].
@@ -180,7 +203,8 @@ class ContextDiscriminator(nn.Module):
 
 def make_generator(cfg, dtype) -> CompletionNetwork:
   return CompletionNetwork(width=cfg.get('width', 1.0),
-                           fill_value=tuple(cfg.get('fill_value', (0.0, 0.0, 0.0))), dtype=dtype)
+                           fill_value=tuple(cfg.get('fill_value', (0.0, 0.0, 0.0))),
+                           variant=cfg.get('variant', 'flowinpaint'), dtype=dtype)
 
 
 def make_discriminator(cfg, dtype) -> ContextDiscriminator:

@@ -8,7 +8,9 @@ Two generators, trained in three stages (reference `RenYurui/StructureFlow`, `MO
   a decoder of ResBlocks + nearest x2 + 5x5 conv at three scales with additive skips (a 5x5
   conv of the matching encoder feature), 3x3 conv + tanh. InstanceNorm, ReLU, reflect padding;
   spectral norm on the encoder/decoder convs (the reference leaves it off the ResBlocks, skips
-  and output conv). 36.1 M parameters at width 64.
+  and output conv). 36.1 M parameters at width 64. `structure_spectral_norm=False` builds plain
+  convs instead: the authors' released weights, converted with sigma folded into the kernels
+  (flowinpaint.weights.structure_flow_torch), run that way.
 * Texture generator G_t (`TextureGenerator`, `FlowGen`): a flow column (InstanceNorm) predicts a
   2-channel appearance flow at 1/4 resolution; a conv column (LayerNorm) encodes the image to
   1/4 (feature f) and 1/8, and its decoder concatenates `f` warped by the flow with Gaussian
@@ -32,7 +34,10 @@ trees, see `joint_variables`):
 Where the structure input comes from: in training the paper feeds RTV(full image) * (1 - M),
 which lets a few hole pixels leak through the RTV solve near the hole border. With
 `train=False` (evaluation, inference) the models never look at the hole: the input structure is
-the mask-aware RTV of the masked image (hole excluded from the data term, filled by diffusion).
+the mask-aware RTV of the masked image (hole excluded from the data term, filled by diffusion),
+or, with `rtv_mask_mode='gradients'` (no dilation, `rtv_blur_padding='zero'`: what converted
+official weights use), the authors' own test-time recipe, their tsmooth.m on the masked image
+with the hole's pixel gradients zeroed (experiments/rtv/README.md compares the two).
 """
 
 from __future__ import annotations
@@ -145,6 +150,9 @@ class StructureReconstructor(nn.Module):
   """
   width: int = 64
   n_res: int = 4
+  # False: plain convs, for weights whose spectral normalisation is already folded into the
+  # kernels (converted checkpoints: the reference divides by its stored sigma at test time).
+  spectral_norm: bool = True
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -153,7 +161,8 @@ class StructureReconstructor(nn.Module):
                train: bool) -> Array:
     d = self.width
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    sn = functools.partial(ConvBlock, norm='in', activation='relu', spectral_norm=True, **kw)
+    sn = functools.partial(ConvBlock, norm='in', activation='relu',
+                           spectral_norm=self.spectral_norm, **kw)
     plain = functools.partial(ConvBlock, norm='in', activation='relu', **kw)
     x = jnp.concatenate([masked_image, masked_structure, mask], -1).astype(self.dtype or
                                                                              jnp.float32)
@@ -339,18 +348,27 @@ class _StageModel(nn.Module):
   rtv_sigma: float = 3.0
   rtv_sharpness: float = 1e-3
   rtv_iterations: int = 3
+  # How the hole is handled at inference (classical.rtv): 'diffuse' (ours: the hole is no data,
+  # filled by diffusion; its gradients zeroed over a `rtv_mask_dilation`-grown hole) or
+  # 'gradients' (the authors' tsmooth(I_in, ..., mask): black hole kept as data, only its pixel
+  # gradients zeroed); and the Gaussian blur's padding, 'symmetric' or 'zero' (the authors').
+  rtv_mask_mode: str = 'diffuse'
+  rtv_mask_dilation: int = 3
+  rtv_blur_padding: str = 'symmetric'
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
   def structures(self, image: Array, mask: Array, *, train: bool) -> tuple[Array, Array]:
     """(full-image structure or None, structure input of G_s), both [B, H, W, 3] in [-1, 1]."""
     opts = dict(lam=self.rtv_lam, sigma=self.rtv_sigma, sharpness=self.rtv_sharpness,
-                iterations=self.rtv_iterations)
+                iterations=self.rtv_iterations, blur_padding=self.rtv_blur_padding)
     image01 = (image.astype(jnp.float32) + 1.0) / 2.0
     full = jax.lax.stop_gradient(rtv(image01, **opts) * 2.0 - 1.0)
     if train:
       return full, full * (1.0 - mask)
-    masked = jax.lax.stop_gradient(rtv(image01 * (1.0 - mask), mask=mask, **opts) * 2.0 - 1.0)
+    masked = jax.lax.stop_gradient(rtv(
+        image01 * (1.0 - mask), mask=mask, mask_mode=self.rtv_mask_mode,
+        mask_dilation=self.rtv_mask_dilation, **opts) * 2.0 - 1.0)
     return full, masked * (1.0 - mask)
 
 
@@ -363,14 +381,16 @@ class StructureFlowStage1(_StageModel):
   """
   width: int = 64
   n_res: int = 4
+  structure_spectral_norm: bool = True
 
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
     mask = mask.astype(jnp.float32)
     target, s_in = self.structures(image, mask, train=train)
     masked = image.astype(jnp.float32) * (1.0 - mask)
-    out = StructureReconstructor(self.width, self.n_res, self.dtype, self.param_dtype,
-                                 name='structure')(masked, s_in, mask, train=train)
+    out = StructureReconstructor(self.width, self.n_res, self.structure_spectral_norm,
+                                 self.dtype, self.param_dtype, name='structure')(
+                                     masked, s_in, mask, train=train)
     return {'output': out, 'target': target, 'structure_input': s_in}
 
 
@@ -409,6 +429,7 @@ class StructureFlow(_StageModel):
   structure_n_res: int = 4
   texture_n_res: int = 2
   freeze_structure: bool = True
+  structure_spectral_norm: bool = True  # False for converted weights (sigma folded in).
 
   @nn.compact
   def __call__(self, image: Array, mask: Array, *, train: bool) -> dict[str, Array]:
@@ -416,7 +437,8 @@ class StructureFlow(_StageModel):
     _, s_in = self.structures(image, mask, train=train)
     masked = image.astype(jnp.float32) * (1.0 - mask)
     structure = StructureReconstructor(self.structure_width or self.width, self.structure_n_res,
-                                       self.dtype, self.param_dtype, name='structure')(
+                                       self.structure_spectral_norm, self.dtype,
+                                       self.param_dtype, name='structure')(
                                            masked, s_in, mask,
                                            train=train and not self.freeze_structure)
     if self.freeze_structure:
@@ -444,7 +466,10 @@ def joint_variables(stage1_variables: dict, stage2_variables: dict) -> dict:
 def _rtv_kwargs(cfg) -> dict:
   return dict(rtv_lam=cfg.get('rtv_lam', 0.015), rtv_sigma=cfg.get('rtv_sigma', 3.0),
               rtv_sharpness=cfg.get('rtv_sharpness', 1e-3),
-              rtv_iterations=cfg.get('rtv_iterations', 3))
+              rtv_iterations=cfg.get('rtv_iterations', 3),
+              rtv_mask_mode=cfg.get('rtv_mask_mode', 'diffuse'),
+              rtv_mask_dilation=cfg.get('rtv_mask_dilation', 3),
+              rtv_blur_padding=cfg.get('rtv_blur_padding', 'symmetric'))
 
 
 def _discriminator(cfg, dtype) -> MultiScaleDiscriminator:
@@ -454,7 +479,9 @@ def _discriminator(cfg, dtype) -> MultiScaleDiscriminator:
 registry.register(registry.ModelSpec(
     name='structure_flow_structure',
     make_generator=lambda cfg, dtype: StructureFlowStage1(
-        width=cfg.get('width', 64), n_res=cfg.get('n_res', 4), dtype=dtype, **_rtv_kwargs(cfg)),
+        width=cfg.get('width', 64), n_res=cfg.get('n_res', 4),
+        structure_spectral_norm=cfg.get('structure_spectral_norm', True), dtype=dtype,
+        **_rtv_kwargs(cfg)),
     make_discriminator=_discriminator,
     multiple=16,
 ))
@@ -471,7 +498,9 @@ registry.register(registry.ModelSpec(
     make_generator=lambda cfg, dtype: StructureFlow(
         width=cfg.get('width', 64), structure_width=cfg.get('structure_width') or None,
         structure_n_res=cfg.get('n_res', 4), texture_n_res=cfg.get('texture_n_res', 2),
-        freeze_structure=cfg.get('freeze_structure', True), dtype=dtype, **_rtv_kwargs(cfg)),
+        freeze_structure=cfg.get('freeze_structure', True),
+        structure_spectral_norm=cfg.get('structure_spectral_norm', True), dtype=dtype,
+        **_rtv_kwargs(cfg)),
     make_discriminator=_discriminator,
     multiple=16,
 ))

@@ -3,12 +3,15 @@
 A checkpoint step holds three items: 'generator' (the generator's variables, enough for
 inference), 'train' (optimiser states, discriminator, step, PRNG key) and 'metadata' (JSON: the
 model name and config, the data position). Saves are async and atomic; only finalised steps are
-ever restored, so a run killed mid-save resumes from the previous one.
+ever restored, so a run killed mid-save resumes from the previous one. An inference-only step
+(`save_generator`, e.g. converted weights too large to carry fresh optimiser states) has no
+'train' item and metadata 'inference_only': true; tools load it, training does not resume it.
 """
 
 import dataclasses
 import json
 import os
+import sys
 from typing import Any, Optional
 
 import jax
@@ -46,8 +49,21 @@ class Checkpointer:
         generator=ocp.args.StandardSave(generator), train=ocp.args.StandardSave(train),
         metadata=ocp.args.JsonSave(metadata)), force=True)
 
+  def save_generator(self, step: int, g_vars, metadata: dict[str, Any]) -> bool:
+    """Saves an inference-only step: the generator's variables and the metadata."""
+    if step in self._manager.all_steps():
+      return False
+    return self._manager.save(step, args=ocp.args.Composite(
+        generator=ocp.args.StandardSave(g_vars),
+        metadata=ocp.args.JsonSave(dict(metadata, inference_only=True))), force=True)
+
   def restore(self, step: int, abstract_state) -> tuple[Any, dict[str, Any]]:
     """Restores into the structure, shapes and shardings of `abstract_state`."""
+    if not os.path.isdir(os.path.join(self.directory, str(step), "train")):
+      workdir = os.path.dirname(self.directory)
+      raise UserError(f"{self.directory} step {step} holds a network for inference only (e.g. "
+                      "converted weights), not a training state; to fine-tune it, start a new "
+                      f"--workdir with --config.init_generator_from={workdir}")
     generator, train = _split_state(abstract_state)
     restored = self._manager.restore(step, args=ocp.args.Composite(
         generator=ocp.args.StandardRestore(generator), train=ocp.args.StandardRestore(train),
@@ -102,12 +118,19 @@ def find_checkpoint(path: str) -> tuple[str, Optional[int]]:
 
 
 def load_for_inference(path: str) -> InferenceBundle:
-  """Loads the newest (or the given) step's generator with the model recorded in its metadata."""
+  """Loads the newest (or the given) step's generator with the model recorded in its metadata.
+
+  UserError when the folder is not a readable flowinpaint checkpoint, or when its generator holds
+  NaN or Inf (a diverged run's: such a model would fill every hole with garbage).
+  """
   from flowinpaint.models import registry  # Lazy: keeps orbax-free users light.
+  from flowinpaint.train import divergence
 
   directory, step = find_checkpoint(path)
+  # Not read_only: that mode logs three warnings on every load. create=False and no save or
+  # cleanup: nothing is written either way.
   manager = ocp.CheckpointManager(directory, item_names=_ITEMS,
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
+                                  options=ocp.CheckpointManagerOptions(create=False))
   try:
     step = manager.latest_step() if step is None else step
     if step is None:
@@ -115,14 +138,23 @@ def load_for_inference(path: str) -> InferenceBundle:
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
           generator=ocp.args.StandardRestore(), metadata=ocp.args.JsonRestore()))
-    except (FileNotFoundError, ValueError, KeyError) as e:
-      raise UserError(f"{directory} step {step} is not a readable flowinpaint checkpoint ({e})")
+    except Exception as e:  # pylint: disable=broad-except
+      # A damaged file surfaces as ValueError, KeyError, OSError or TensorStore's bare
+      # Exception, depending on which file it is.
+      raise UserError(f"{directory} step {step} is not a readable flowinpaint checkpoint "
+                      f"({damage_report(e)}); is a file missing or truncated? Use another step "
+                      "or copy the checkpoint again") from None
   finally:
     manager.close()
   metadata = restored.metadata or {}
   if "config" not in metadata or "model" not in metadata.get("config", {}):
     raise UserError(f"{directory} step {step} has no flowinpaint metadata; is it a checkpoint of "
                     "another program?")
+  bad = divergence.nonfinite_count(restored.generator)
+  if bad:
+    raise UserError(f"{directory} step {step} holds a generator with {bad:,} NaN or Inf values "
+                    "(the run diverged); use an earlier step's folder, or retrain with a lower "
+                    "learning rate")
   config = ml_collections.ConfigDict(metadata["config"])
   try:
     spec = registry.get(config.model.name)
@@ -133,6 +165,34 @@ def load_for_inference(path: str) -> InferenceBundle:
   variables = jax.tree.map(jax.numpy.asarray, restored.generator)
   return InferenceBundle(model_name=spec.name, config=config, generator=generator,
                          variables=variables, multiple=spec.multiple, step=step)
+
+
+def damage_report(error: Exception, limit: int = 300) -> str:
+  """A failed restore's exception as one short line, for the `error:` line.
+
+  Also silences what the failure leaves behind: the restore's other reads still finish, later,
+  and hand their results to an asyncio loop that is already closed; each then prints a
+  'RuntimeError: Event loop is closed' traceback (through sys.unraisablehook).
+  """
+  _drop_closed_loop_callbacks()
+  text = " ".join(str(error).split()) or type(error).__name__
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _drop_closed_loop_callbacks() -> None:
+  """Wraps sys.unraisablehook (once) to drop exactly those orphaned callbacks' errors."""
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_closed_loop_callbacks", False):
+    return
+
+  def hook(unraisable):
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook.drops_closed_loop_callbacks = True
+  sys.unraisablehook = hook
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:

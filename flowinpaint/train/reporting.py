@@ -1,11 +1,15 @@
 """Logging without TensorFlow: TensorBoard events (tensorboardX), a JSON-lines log, progress."""
 
+import contextlib
 import json
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
+from absl import logging
 import numpy as np
+
+PARAMETER_TABLES = "parameters.txt"
 
 
 class MetricWriter:
@@ -71,14 +75,48 @@ def format_duration(seconds: float) -> str:
 
 def sample_grid(masked: np.ndarray, mask: np.ndarray, output: np.ndarray,
                 target: np.ndarray) -> np.ndarray:
-  """Rows of [masked input | mask | output | ground truth]; inputs in [-1, 1], NHWC.
+  """Rows of [masked input | mask | output | ground truth]; inputs in [-1, 1], NHWC, 3 channels
+  or 1 (gray, e.g. edge maps).
 
   Returns uint8 [N * H, 4 * W, 3].
   """
   def to_uint8(x):
-    return np.clip(np.round((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    x = np.asarray(x, np.float32)
+    x = np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+    return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
   mask_rgb = np.repeat(np.asarray(mask, np.float32), 3, axis=-1) * 2.0 - 1.0
   columns = [to_uint8(masked), to_uint8(mask_rgb), to_uint8(output), to_uint8(target)]
   rows = np.concatenate(columns, axis=2)  # [N, H, 4W, 3]
   return rows.reshape(-1, *rows.shape[2:])
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+  """Logs `what...` as a phase starts and its duration when it ends (start-up phases)."""
+  logging.info("%s...", what)
+  start = time.perf_counter()
+  yield
+  logging.info("%s: done in %.1f s", what, time.perf_counter() - start)
+
+
+def parameter_summary(parts: Sequence[tuple[str, Any]]) -> str:
+  """One line: 'parameters: generator 115,258 (0.5 MB), discriminator ...' for (name, params)."""
+  import jax
+
+  def one(name, params):
+    leaves = jax.tree.leaves(params)
+    count, size = sum(x.size for x in leaves), sum(x.nbytes for x in leaves)
+    return f"{name} {count:,} ({size / 1e6:.1f} MB)"
+  return "parameters: " + ", ".join(one(n, p) for n, p in parts)
+
+
+def write_parameter_tables(workdir: str, parts: Sequence[tuple[str, Any]]) -> str:
+  """Writes every (name, params) table (clu's parameter overview) to WORKDIR/parameters.txt."""
+  from clu import parameter_overview
+
+  path = os.path.join(workdir, PARAMETER_TABLES)
+  with open(path, "w") as f:
+    for name, params in parts:
+      f.write(f"{name} parameters:\n{parameter_overview.get_parameter_overview(params)}\n\n")
+  return path

@@ -16,6 +16,7 @@ import numpy as np
 from flowinpaint.errors import UserError
 from flowinpaint.models import registry
 from flowinpaint.train import checkpointing
+from flowinpaint.train import divergence
 from flowinpaint.train import reporting
 from flowinpaint.train import sharding
 from flowinpaint.train import state as state_lib
@@ -199,7 +200,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if config.model.get("fill_from_data_mean"):
     # GLCIC fills holes with the training set's mean pixel; the value is recorded in the
     # checkpoint's config, so inference uses the same one.
-    config.model.fill_value = data_mean_pixel(config, pipeline)
+    with reporting.timed("computing the training data's mean pixel"):
+      config.model.fill_value = data_mean_pixel(config, pipeline)
     logging.info("Hole fill value = data mean pixel %s ([-1, 1] RGB)",
                  ", ".join(f"{v:.4f}" for v in config.model.fill_value))
   models = Models(config)
@@ -226,7 +228,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       rng, models.generator, models.discriminator, models.g_tx, models.d_tx,
       example_batch=example), out_shardings=replicated)
   rng = jax.random.key_data(jax.random.key(config.seed))
-  state = init(rng)
+  with reporting.timed(f"initialising {models.spec.name} (compiling its init)"):
+    state = jax.block_until_ready(init(rng))
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                     keep=config.keep_checkpoints,
                                     async_save=config.async_checkpointing)
@@ -235,12 +238,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if latest is not None:
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
                             state)
-    try:
-      state, meta = ckpt.restore(latest, abstract)
-    except ValueError as e:
-      raise UserError(f"cannot resume from {ckpt.directory} step {latest}: {e}")
+    with reporting.timed(f"restoring step {latest} of {ckpt.directory}"):
+      try:
+        state, meta = ckpt.restore(latest, abstract)
+      except Exception as e:  # pylint: disable=broad-except  # A damaged file: any type.
+        raise UserError(f"cannot resume from {ckpt.directory} step {latest}: "
+                        f"{checkpointing.damage_report(e)}") from None
     start_step = int(meta["data_position"])
-    logging.info("Resumed from step %d of %s", latest, ckpt.directory)
   elif config.get("init_generator_from"):
     g_vars = warm_start.load_generator_variables(jax.device_get(state.g_vars),
                                                  config.init_generator_from)
@@ -248,12 +252,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                           g_opt=jax.jit(models.g_tx.init, out_shardings=replicated)(
                               g_vars["params"]))
     logging.info("Generator initialised from %s", config.init_generator_from)
-  if latest is None and is_main:
-    for name, variables in (("generator", state.g_vars), ("discriminator", state.d_vars)):
-      if variables:
-        overview = parameter_overview.get_parameter_overview(variables["params"])
-        logging.info("%s parameters:\n%s", name, overview)
-        writer.write_text(0, f"parameters/{name}", f"```\n{overview}\n```")
+  if is_main:
+    parts = [(name, variables["params"]) for name, variables in
+             (("generator", state.g_vars), ("discriminator", state.d_vars)) if variables]
+    tables = reporting.write_parameter_tables(workdir, parts)
+    logging.info("%s; tables in %s", reporting.parameter_summary(parts), tables)
+    if latest is None:
+      for name, params in parts:
+        writer.write_text(0, f"parameters/{name}",
+                          f"```\n{parameter_overview.get_parameter_overview(params)}\n```")
 
   loss_cfg, vgg_params = resolve_feature_losses(config, steps.LossConfig.from_config(config))
   if vgg_params is not None:
@@ -272,8 +279,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return {"config": checkpointing.config_to_json(config), "model": models.spec.name,
             "data_position": step, "step": step}
 
+  evaluated = []
+
   def run_eval(step: int) -> dict[str, float]:
-    scores, output, target = evaluate(predict, state.g_vars, eval_batch)
+    if evaluated:
+      scores, output, target = evaluate(predict, state.g_vars, eval_batch)
+    else:
+      with reporting.timed(f"compiling the evaluation and evaluating step {step}"):
+        scores, output, target = evaluate(predict, state.g_vars, eval_batch)
+      evaluated.append(step)
     writer.write_scalars(step, scores, prefix="eval/")
     if is_main:
       n = config.num_sample_images
@@ -293,47 +307,75 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   progress = reporting.Progress(config.num_train_steps, start_step)
   accumulated, scores, preempted, reported_step = None, {}, False, start_step
+  compiled_phases = set()
   logging.info("Training %s from step %d to %d on %d device(s), global batch %d, %s",
                models.spec.name, start_step, config.num_train_steps, mesh.devices.size,
                config.batch_size, config.dtype)
+
+  def report(step: int, phase: Phase) -> None:
+    """Logs the losses since the last report; halts (nothing saved) when one is not finite."""
+    nonlocal accumulated, reported_step
+    values = {k: float(v) for k, v in accumulated.compute().items()}  # Waits for the step.
+    accumulated = None
+    bad = [k for k, v in values.items() if not np.isfinite(v)]
+    if bad:
+      raise divergence.losses_error(bad, reported_step, step, config, has_discriminator=has_d,
+                                    latest_checkpoint=ckpt.latest_step())
+    reported_step = step
+    timing = progress.report(step)
+    writer.write_scalars(step, {**values, **timing}, prefix="train/")
+    logging.info("step %d/%d [%s] g_loss=%.4f d_loss=%.4f recon=%.4f | %.2f steps/s, ETA %s",
+                 step, config.num_train_steps, phase.value, values["g_loss"],
+                 values["d_loss"], values["recon_loss"], timing["steps_per_sec"],
+                 reporting.format_duration(timing["eta_sec"]))
+
+  def save(step: int) -> None:
+    """Saves `state` at `step`, never with a NaN or an Inf in it."""
+    parts = divergence.nonfinite_parts(state)
+    if parts:
+      raise divergence.state_error(parts, step, config, has_discriminator=has_d,
+                                   latest_checkpoint=ckpt.latest_step())
+    ckpt.save(step, state, metadata(step))
+
   try:
     with _StopRequest() as stop:
       step = start_step
       while step < config.num_train_steps:
         phase = _phase(config, step, has_d)
         batch = sharding.shard_batch(next(batches), mesh)
-        state, step_metrics = train_step(state, batch, vgg_params=vgg_params, phase=phase)
+        if phase not in compiled_phases:
+          compiled_phases.add(phase)
+          # The first step of a phase compiles it: minutes for the big models, said as such.
+          with reporting.timed(f"compiling the train step ({phase.value} phase) and running "
+                               f"step {step + 1}"):
+            state, step_metrics = jax.block_until_ready(
+                train_step(state, batch, vgg_params=vgg_params, phase=phase))
+        else:
+          state, step_metrics = train_step(state, batch, vgg_params=vgg_params, phase=phase)
         accumulated = step_metrics if accumulated is None else accumulated.merge(step_metrics)
         step += 1
         last = step == config.num_train_steps
-        saving = step % config.checkpoint_every_steps == 0 or last or stop.requested
-        # Every save is preceded by a report, so no checkpoint holds the result of a
-        # non-finite step.
-        if step % config.log_every_steps == 0 or saving:
-          values = {k: float(v) for k, v in accumulated.compute().items()}
-          accumulated = None
-          bad = [k for k, v in values.items() if not np.isfinite(v)]
-          if bad:
-            raise FloatingPointError(
-                f"{', '.join(bad)} became NaN or Inf within steps ({reported_step}, {step}]; no "
-                "checkpoint was written after the last finite report. Lower the learning rate "
-                "or use dtype=float32")
-          reported_step = step
-          timing = progress.report(step)
-          writer.write_scalars(step, {**values, **timing}, prefix="train/")
-          logging.info("step %d/%d [%s] g_loss=%.4f d_loss=%.4f recon=%.4f | %.2f steps/s, ETA %s",
-                       step, config.num_train_steps, phase.value, values["g_loss"],
-                       values["d_loss"], values["recon_loss"], timing["steps_per_sec"],
-                       reporting.format_duration(timing["eta_sec"]))
-        if saving:
-          ckpt.save(step, state, metadata(step))
-        if step % config.eval_every_steps == 0 or last:
-          scores = run_eval(step)
-        if stop.requested:
-          logging.warning("SIGTERM: saved step %d and stopping; rerun the same command to resume",
-                          step)
+        due_save = step % config.checkpoint_every_steps == 0 or last
+        reported = step % config.log_every_steps == 0 or due_save
+        if reported:  # Every save is preceded by a finite report.
+          report(step, phase)
+        # The stop flag is read once, after everything above that waits (the step itself, the
+        # report): a SIGTERM that arrived meanwhile is acted on now, one that comes later at
+        # the next step.
+        stopping = stop.requested
+        if stopping:
+          logging.warning("SIGTERM: saving step %d and stopping", step)
+          if not reported:
+            report(step, phase)
+        if due_save or stopping:
+          save(step)
+        if stopping:
+          ckpt.wait()  # An asynchronous save is only saved once it is on disk.
+          logging.warning("SIGTERM: saved step %d; rerun the same command to resume", step)
           preempted = True
           break
+        if step % config.eval_every_steps == 0 or last:
+          scores = run_eval(step)
       if start_step >= config.num_train_steps and not scores:
         scores = run_eval(start_step)
   finally:

@@ -74,11 +74,31 @@ class FarnebackFlow(_PairwiseFlow):
 
 
 FLOW_METHODS = ("dis", "farneback")
+FLOWNET2_PREFIX = "flownet2:"
+_CONVERT_HINT = ("python -m flowinpaint.convert --from flownet2_pth FlowNet2_checkpoint.pth.tar "
+                 "--to DIR")
+
+
+def _flownet2_dir(path: str) -> str:
+  """The checkpoint folder of 'flownet2:DIR', or a ValueError saying what is wrong with it."""
+  if not path:
+    raise ValueError(f"give the folder of a converted FlowNet2 checkpoint ({_CONVERT_HINT})")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist; make it from NVIDIA's checkpoint with "
+                            f"{_CONVERT_HINT}")
+  if not os.path.isdir(path):
+    raise ValueError(f"{path} is a file, not a converted checkpoint folder; convert it first: "
+                     f"{_CONVERT_HINT.replace('FlowNet2_checkpoint.pth.tar', path)}")
+  return path
 
 
 def make_flow_estimator(name: str, progress: Callable[[int], None] | None = None
                         ) -> FlowEstimator:
-  """'dis', 'farneback', or the path of a trained flow_net checkpoint (video.learned)."""
+  """'dis', 'farneback', 'flownet2:DIR' (a checkpoint converted from NVIDIA's FlowNet 2.0), or
+  the path of a trained flow_net checkpoint (video.learned)."""
+  if name.startswith(FLOWNET2_PREFIX):
+    from flowinpaint.video.learned import FlowNet2Estimator  # Lazy: the model stack.
+    return FlowNet2Estimator(_flownet2_dir(name[len(FLOWNET2_PREFIX):]), progress=progress)
   if name not in FLOW_METHODS and os.path.exists(name):
     from flowinpaint.video.learned import LearnedFlowEstimator  # Lazy: the model stack.
     return LearnedFlowEstimator(name, progress=progress)
@@ -86,5 +106,5 @@ def make_flow_estimator(name: str, progress: Callable[[int], None] | None = None
     return DISFlow(progress=progress)
   if name == "farneback":
     return FarnebackFlow(progress=progress)
-  raise ValueError(f"unknown flow method {name!r}; choose one of {', '.join(FLOW_METHODS)} or "
-                   "a flow_net checkpoint folder")
+  raise ValueError(f"unknown flow method {name!r}; choose one of {', '.join(FLOW_METHODS)}, "
+                   "flownet2:DIR (converted FlowNet 2.0 weights) or a flow_net checkpoint folder")

@@ -96,6 +96,19 @@ class VideoInfo:
   is_folder: bool
   frame_names: tuple[str, ...] = ()
   audio: AudioInfo | None = None  # None: a frame folder, or a file without sound.
+  # Each frame's presentation time in seconds from the first (video files whose packets all
+  # carry one); None: a frame folder, or times unknown (then frames are 1 / fps apart).
+  frame_times: tuple[float, ...] | None = None
+
+  def variable_rate(self) -> tuple[float, float] | None:
+    """(shortest, longest) seconds between frames when they differ by more than half a frame
+    at the average rate (a variable-frame-rate video), else None."""
+    if not self.frame_times or len(self.frame_times) < 3:
+      return None
+    gaps = np.diff(np.asarray(self.frame_times))
+    if gaps.max() - gaps.min() <= 0.5 / float(self.fps):
+      return None
+    return float(gaps.min()), float(gaps.max())
 
 
 def _av():
@@ -124,19 +137,32 @@ def probe(path: str, *, default_fps: float = 24.0) -> VideoInfo:
         raise UserError(f"{path} has no video stream")
       stream = container.streams.video[0]
       fps = stream.average_rate or stream.guessed_rate or fractions.Fraction(default_fps)
-      n = stream.frames
-      if not n:
-        # Some containers carry no frame count: count the packets (no decoding).
-        n = sum(1 for p in container.demux(stream) if p.size)
       h, w = stream.codec_context.height, stream.codec_context.width
       audio = _audio_info(container)
+      # Some containers carry no frame count: the packets are counted (no decoding), in the
+      # same pass that reads their times.
+      count, times = _packet_times(container, stream)
+      n = stream.frames or count
+      if times is not None and len(times) != n:
+        times = None
   except UserError:
     raise
   except (av.FFmpegError, OSError, ValueError) as e:
     raise UserError(f"cannot open video {path}: {e}") from None
   if n == 0 or not h or not w:
     raise UserError(f"video {path} has no frames")
-  return VideoInfo(path, int(n), int(h), int(w), fractions.Fraction(fps), False, audio=audio)
+  return VideoInfo(path, int(n), int(h), int(w), fractions.Fraction(fps), False, audio=audio,
+                   frame_times=times)
+
+
+def _packet_times(container, stream) -> tuple[int, tuple[float, ...] | None]:
+  """(number of video packets, their presentation times in seconds from the first, sorted; None
+  when a packet has no timestamp)."""
+  stamps = [p.pts for p in container.demux(stream) if p.size]
+  if not stamps or any(t is None for t in stamps) or stream.time_base is None:
+    return len(stamps), None
+  stamps.sort()
+  return len(stamps), tuple(float((t - stamps[0]) * stream.time_base) for t in stamps)
 
 
 def _audio_info(container) -> AudioInfo | None:
@@ -232,7 +258,7 @@ def check_output(output: str, input_path: str, masks_path: str) -> str:
   """Returns 'video' or 'folder' for OUT; UserError when OUT would overwrite an input."""
   out = os.path.realpath(output)
   for p, what in ((input_path, "input"), (masks_path, "masks")):
-    if out == os.path.realpath(p):
+    if out == os.path.realpath(p) or _same_inode(output, p):
       raise UserError(f"output {output} is the {what}; choose another output path")
   ext = os.path.splitext(output)[1].lower()
   if ext in (".mp4", ".mov", ".mkv", ".avi", ".m4v"):
@@ -245,6 +271,14 @@ def check_output(output: str, input_path: str, masks_path: str) -> str:
   if os.path.isdir(out) and os.path.realpath(input_path) == out:
     raise UserError(f"output {output} is the input folder")
   return "folder"
+
+
+def _same_inode(a: str, b: str) -> bool:
+  """Whether two existing paths are one file (a hard link has another name, the same inode)."""
+  try:
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+  except OSError:
+    return False
 
 
 # FFmpeg stores PCM in mp4 (ISO/IEC 23003-5), but few players read it there: such audio is
@@ -483,7 +517,7 @@ class VideoWriter:
   """
 
   def __init__(self, path: str, fps: fractions.Fraction | float, height: int, width: int, *,
-               crf: int = 17, audio: AudioCopy | None = None):
+               crf: int = 17, audio: AudioCopy | None = None, timed: bool = False):
     av = _av()
     self.container = av.open(path, "w")
     rate = fractions.Fraction(fps).limit_denominator(100000)
@@ -491,22 +525,29 @@ class VideoWriter:
     self.stream.width, self.stream.height = width, height
     self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     self.stream.options = {"crf": str(crf), "preset": "medium"}
-    self.stream.codec_context.time_base = 1 / rate
-    self.rate, self.count, self.audio = rate, 0, audio
+    # timed: every frame comes with its own time (a variable frame rate), on MPEG's 90 kHz clock.
+    self.time_base = fractions.Fraction(1, 90000) if timed else 1 / rate
+    self.stream.codec_context.time_base = self.time_base
+    self.rate, self.count, self.audio, self.timed = rate, 0, audio, timed
     if audio is not None:
       audio.attach(self.container)
 
-  def write(self, frame: np.ndarray) -> None:
+  def write(self, frame: np.ndarray, time: float | None = None) -> None:
+    """Appends a frame: 1 / fps after the previous one, or at `time` seconds (timed writers)."""
+    if self.timed != (time is not None):
+      raise ValueError("a timed VideoWriter takes each frame's time, an untimed one none")
     av = _av()
     vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-    vf.pts = self.count
+    vf.pts = self.count if time is None else round(time / self.time_base)
+    vf.time_base = self.time_base
     self.count += 1
     for packet in self.stream.encode(vf):
       self.container.mux(packet)
     if self.audio is not None:
       # The sound of the frames so far: interleaved, so that players and the muxer need not
       # hold a whole track.
-      self.audio.mux_until(self.container, float(self.count / self.rate))
+      end = self.count / self.rate if time is None else time + 1 / self.rate
+      self.audio.mux_until(self.container, float(end))
 
   def close(self) -> None:
     for packet in self.stream.encode():
@@ -534,7 +575,8 @@ class FolderWriter:
     os.makedirs(folder, exist_ok=True)
     self.folder, self.names, self.count = folder, names, 0
 
-  def write(self, frame: np.ndarray) -> None:
+  def write(self, frame: np.ndarray, time: float | None = None) -> None:
+    del time  # PNG frames carry no time.
     if self.names:
       name = os.path.splitext(self.names[self.count])[0] + ".png"
     else:

@@ -1,6 +1,8 @@
 """Learned video components behind the pipeline's interfaces, loaded from trainer checkpoints.
 
 * `LearnedFlowEstimator(path)`: a `flow_net` checkpoint as a `flow.FlowEstimator`.
+* `FlowNet2Estimator(path)`: a converted FlowNet 2.0 checkpoint (`convert --from flownet2_pth`)
+  as a `flow.FlowEstimator`.
 * `DFCNetCompleter(path)`: a `dfc_net` checkpoint as a `flow_completion.FlowCompleter`.
 * `PersonSegmenter(weights)`: person masks from torchvision FCN / DeepLabv3 weights.
 
@@ -24,7 +26,8 @@ def _load(path: str, model: str):
 
   bundle = checkpointing.load_for_inference(path)
   if bundle.model_name != model:
-    raise UserError(f"{path} holds a {bundle.model_name} checkpoint, not {model}")
+    hint = " (pass it as flownet2:DIR)" if bundle.model_name == "flownet2" else ""
+    raise UserError(f"{path} holds a {bundle.model_name} checkpoint, not {model}{hint}")
   return bundle
 
 
@@ -40,25 +43,36 @@ def _pad(x: np.ndarray, multiple: int) -> np.ndarray:
 class LearnedFlowEstimator:
   """Forward and backward flows of every neighbouring pair from a trained `flow_net`.
 
-  Frames are padded (edge) to the network's multiple and the flows cropped back. Pairs run in
-  batches of `batch_size` (forward and backward pairs together) through one jitted function,
-  compiled once per frame size.
+  Frames of other sizes than the network's multiple are edge-padded and the flows cropped back
+  (`fit='pad'`), or resized and the flows resized back with their vectors rescaled
+  (`fit='resize'`; models.flownet2.flow_any_size). Pairs run in batches of `batch_size`
+  (forward and backward pairs together) through one jitted function, compiled once per frame
+  size.
   """
+  MODEL = "flow_net"
 
   def __init__(self, path: str, *, batch_size: int = 8,
-               progress: Callable[[int], None] | None = None):
-    bundle = _load(path, "flow_net")
+               progress: Callable[[int], None] | None = None, fit: str = "pad"):
+    from flowinpaint.models.flownet2 import flow_any_size
+
+    if fit not in ("pad", "resize"):
+      raise ValueError(f"fit must be 'pad' or 'resize', got {fit!r}")
+    bundle = _load(path, self.MODEL)
     self.generator, self.variables = bundle.generator, bundle.variables
-    self.multiple = max(bundle.multiple, self.generator.net.multiple)
-    self.batch_size, self.progress = batch_size, progress
-    self._apply = jax.jit(lambda v, x: self.generator.apply(
-        v, x, jnp.zeros(x.shape[:3] + (1,), x.dtype), train=False)["output"])
+    net = getattr(self.generator, "net", self.generator)
+    self.multiple = max(bundle.multiple, net.multiple)
+    self.batch_size, self.progress, self.fit = batch_size, progress, fit
+
+    def apply(v, x):
+      return flow_any_size(lambda y: self.generator.apply(
+          v, y, jnp.zeros(y.shape[:3] + (1,), y.dtype), train=False)["output"], x,
+                           fit=fit, multiple=self.multiple)
+
+    self._apply = jax.jit(apply)
 
   def pairs(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Flows from `first` [N,H,W,3] uint8 to `second`: float32 [N,H,W,2]."""
-    h, w = first.shape[1:3]
     x = np.concatenate([first, second], axis=-1).astype(np.float32) / 127.5 - 1.0
-    x = _pad(x, self.multiple)
     out = []
     for i in range(0, len(x), self.batch_size):
       chunk = x[i:i + self.batch_size]
@@ -66,7 +80,7 @@ class LearnedFlowEstimator:
       if n < self.batch_size:  # One compiled shape for every chunk.
         chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - n, 0)])
       out.append(np.asarray(self._apply(self.variables, jnp.asarray(chunk)))[:n])
-    return np.concatenate(out)[:, :h, :w].astype(np.float32)
+    return np.concatenate(out).astype(np.float32)
 
   def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     frames = np.asarray(frames)
@@ -81,6 +95,20 @@ class LearnedFlowEstimator:
     if self.progress is not None:
       self.progress(t - 1)
     return both[:t - 1], both[t - 1:]
+
+
+class FlowNet2Estimator(LearnedFlowEstimator):
+  """NVIDIA's FlowNet 2.0 (a `python -m flowinpaint.convert --from flownet2_pth` folder).
+
+  Frames go in as RGB; sizes that are not multiples of 64 are resized to the next multiples and
+  the flows resized back with their vectors scaled (as the authors' Caffe deploy script does;
+  `fit='pad'` edge-pads instead). Same interface and flow convention as the other estimators.
+  """
+  MODEL = "flownet2"
+
+  def __init__(self, path: str, *, batch_size: int = 4,
+               progress: Callable[[int], None] | None = None, fit: str = "resize"):
+    super().__init__(path, batch_size=batch_size, progress=progress, fit=fit)
 
 
 class DFCNetCompleter:

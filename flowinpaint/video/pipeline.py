@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowinpaint.data import masks as masks_lib
+from flowinpaint.video import dfvi_propagation
 from flowinpaint.video.flow import FlowEstimator, make_flow_estimator
 from flowinpaint.video.flow_completion import FlowCompleter, LaplacianFlowCompleter
 from flowinpaint.video.flow_completion import laplacian_fill
@@ -42,6 +43,11 @@ class RemovalConfig:
       frame with the image inpainter.
     alpha, beta, temperature: see `propagation.propagate`.
     little_motion: warn when propagation fills less than this fraction of the holes.
+    propagation: 'sources' (flowinpaint's, video/propagation.py) or 'dfvi' (the DFVI
+      authors', video/dfvi_propagation.py, with `th_warp`).
+    th_warp: DFVI's forward-backward threshold in pixels.
+    keyframes: 'most_holes' (one frame a round: the one with the most holes) or 'dfvi' (the
+      ends of every run of frames with holes, dfvi_propagation.key_frames).
   """
   flow_mask_dilation: int | None = None
   prefill_for_flow: bool = True
@@ -51,23 +57,48 @@ class RemovalConfig:
   beta: float = 0.5
   temperature: float = 0.0
   little_motion: float = 0.05
+  propagation: str = "sources"
+  th_warp: float = 40.0
+  keyframes: str = "most_holes"
+
+  @classmethod
+  def dfvi(cls, th_warp: float = 40.0) -> "RemovalConfig":
+    """Deep Flow-Guided Video Inpainting's settings (tools/video_inpaint.py): flow on the
+    frames as they are, the flow's holes are the masks, its propagation and key frames, rounds
+    until no hole is left."""
+    return cls(flow_mask_dilation=0, prefill_for_flow=False, drop_inconsistent_flow=False,
+               max_rounds=1_000_000, propagation="dfvi", th_warp=th_warp, keyframes="dfvi")
 
 
 class Stages:
-  """Per-stage progress bars (tqdm, frames/s) and wall-clock seconds per stage."""
+  """One progress bar for the whole removal, and wall-clock seconds and frames per stage.
+
+  The stages run in bursts (a window's flow, then its completion, ...), so a bar per stage would
+  sit still or show a rate diluted by the other stages' time. The one bar counts stage-frames
+  (every frame passes every stage), names the stage that is running, and shows no rate or ETA;
+  `summary()` gives each stage's own speed at the end.
+  """
 
   def __init__(self, total: int, *, progress: bool = True, stages=STAGES):
+    self.total = total
     self.seconds = {s: 0.0 for s in stages}
     self.frames = {s: 0 for s in stages}
-    self.bars = {}
+    self.bar = None
     if progress:
       from tqdm import tqdm  # Lazy: only the tools show bars.
-      self.bars = {s: tqdm(total=total, desc=f"{s:>9}", unit="frame", position=i, leave=True,
-                           dynamic_ncols=True) for i, s in enumerate(stages)}
+      self.bar = tqdm(total=total * len(stages), desc="removing", dynamic_ncols=True,
+                      bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix} [{elapsed}]")
+      self._show(stages[0])
     self._t0 = {}
+
+  def _show(self, stage: str) -> None:
+    written = self.frames.get("write", 0)
+    self.bar.set_postfix_str(f"{stage}, {written}/{self.total} frames written", refresh=True)
 
   def start(self, stage: str) -> None:
     self._t0[stage] = time.perf_counter()
+    if self.bar is not None:
+      self._show(stage)
 
   def stop(self, stage: str, frames: int = 0) -> None:
     self.seconds[stage] += time.perf_counter() - self._t0.pop(stage)
@@ -75,24 +106,29 @@ class Stages:
 
   def advance(self, stage: str, frames: int) -> None:
     self.frames[stage] += frames
-    if stage in self.bars:
-      bar = self.bars[stage]
-      # tqdm's own rate counts wall time since the start, stages overlap in it; this is the
-      # stage's own throughput.
-      rate = self.frames[stage] / max(self.seconds[stage], 1e-9)
-      bar.set_postfix_str(f"{rate:.2f} frames/s in stage", refresh=False)
-      bar.update(frames)
+    if self.bar is not None and frames:
+      self.bar.update(frames)
+      self._show(stage)
+
+  def summary(self) -> str:
+    """'flow 12.1 s (9.9 frames/s), ...': each stage's time and its own throughput."""
+    parts = []
+    for stage, seconds in self.seconds.items():
+      rate = self.frames[stage] / seconds if seconds > 0 else float("inf")
+      parts.append(f"{stage} {seconds:.1f} s ({rate:.1f} frames/s)" if self.frames[stage]
+                   else f"{stage} {seconds:.1f} s")
+    return ", ".join(parts)
 
   def log(self, message: str) -> None:
-    if self.bars:
-      next(iter(self.bars.values())).write(message)
+    if self.bar is not None:
+      self.bar.write(message)
     else:
       import sys
       print(message, file=sys.stderr)
 
   def close(self) -> None:
-    for bar in self.bars.values():
-      bar.close()
+    if self.bar is not None:
+      self.bar.close()
 
 
 def dilate(masks: np.ndarray, pixels: int) -> np.ndarray:
@@ -161,8 +197,12 @@ def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEs
   total_holes = int(masks.sum())
   for round_ in range(config.max_rounds + 1):
     stages.start("propagate")
-    work, remaining = propagate(work, holes, forward, backward, alpha=config.alpha,
-                                beta=config.beta, temperature=config.temperature)
+    if config.propagation == "dfvi":
+      work, remaining = dfvi_propagation.propagate(work, holes, forward, backward,
+                                                   th_warp=config.th_warp)
+    else:
+      work, remaining = propagate(work, holes, forward, backward, alpha=config.alpha,
+                                  beta=config.beta, temperature=config.temperature)
     remaining = np.array(remaining)
     stages.stop("propagate", n_new if round_ == 0 else 0)
     if round_ == 0 and total_holes and len(frames) > 1:
@@ -174,8 +214,12 @@ def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEs
       break
     stages.start("fill")
     current = np.asarray(jnp.clip(jnp.round(work), 0, 255)).astype(np.uint8)
-    keys = [pick_keyframe(remaining)] if round_ < config.max_rounds else (
-        np.flatnonzero(remaining.any((1, 2))))
+    if round_ >= config.max_rounds:
+      keys = np.flatnonzero(remaining.any((1, 2)))
+    elif config.keyframes == "dfvi":
+      keys = dfvi_propagation.key_frames_of(remaining)
+    else:
+      keys = [pick_keyframe(remaining)]
     for k in keys:
       current[k] = inpainter(current[k], remaining[k])
       remaining[k] = False

@@ -12,7 +12,7 @@ from flowinpaint.layers import contextual_attention as _contextual_attention
 # Jitted once per shape/option set: eager dispatch of the many small ops is slow on CPU.
 contextual_attention = jax.jit(_contextual_attention, static_argnames=(
     'ksize', 'stride', 'rate', 'fuse_k', 'softmax_scale', 'fuse', 'chunk_size',
-    'return_offsets', 'patch_norm', 'max_score_bytes'))
+    'return_offsets', 'patch_norm', 'max_score_bytes', 'downscale', 'mask_downscale'))
 
 
 def _same(n, k, s):
@@ -27,8 +27,11 @@ def _pix(img, y, x):
 
 
 def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True,
-         patch_norm='max'):
-  """Loop implementation of DeepFill's contextual attention (one sample at a time)."""
+         patch_norm='max', rows=None):
+  """Loop implementation of DeepFill's contextual attention (one sample at a time).
+
+  `rows(n_in, n_out)`: the source rows of the 1/rate downscale (default every rate-th).
+  """
   f, b, mask = (np.asarray(a, np.float64) for a in (f, b, mask))
   nbatch, hf, wf, c = f.shape
   _, hb, wb, _ = b.shape
@@ -44,7 +47,12 @@ def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True,
         for a in range(kr):
           for e in range(kr):
             raw[u, v, a, e] = _pix(b[n], u * rate * stride - top + a, v * rate * stride - left + e)
-    fd, bd, md = f[n, ::rate, ::rate], b[n, ::rate, ::rate], mask[n, ::rate, ::rate]
+    if rows is None:
+      fd, bd, md = f[n, ::rate, ::rate], b[n, ::rate, ::rate], mask[n, ::rate, ::rate]
+    else:
+      pick = lambda a: a[rows(a.shape[0], a.shape[0] // rate)][:, rows(a.shape[1],
+                                                                       a.shape[1] // rate)]
+      fd, bd, md = pick(f[n]), pick(b[n]), pick(mask[n])
     fh, fw = fd.shape[:2]
     # Normalised matching patches and their validity.
     top, _ = _same(bd.shape[0], ksize, stride)
@@ -332,3 +340,36 @@ def test_tiled_gradients_equal_one_pass(fuse):
 
   for got, want in zip(grads(chunk_size=7), grads(max_score_bytes=None)):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5, rtol=1e-4)
+
+
+# TF 2.21's tf.compat.v1.image.resize_nearest_neighbor(align_corners=True) on arange(n_in),
+# printed once (the DeepFill reference's resize; (6, 3) shows roundf's halves away from zero).
+_TF_ALIGN_CORNERS = {
+    (64, 16): [0, 4, 8, 13, 17, 21, 25, 29, 34, 38, 42, 46, 50, 55, 59, 63],
+    (16, 8): [0, 2, 4, 6, 9, 11, 13, 15],
+    (24, 12): [0, 2, 4, 6, 8, 10, 13, 15, 17, 19, 21, 23],
+    (6, 3): [0, 3, 5],
+    (90, 45): list(range(0, 43, 2)) + list(range(45, 90, 2)),
+}
+
+
+def test_align_corners_index_is_tf_resize():
+  from flowinpaint.layers.contextual_attention import align_corners_index
+  for (n_in, n_out), want in _TF_ALIGN_CORNERS.items():
+    assert align_corners_index(n_in, n_out).tolist() == want, (n_in, n_out)
+
+
+def test_align_corners_downscale_matches_numpy_loops():
+  from flowinpaint.layers.contextual_attention import align_corners_index
+  rng = np.random.default_rng(5)
+  f = rng.normal(size=(2, 12, 16, 3)).astype(np.float32)
+  mask = np.zeros((2, 12, 16, 1), np.float32)
+  mask[0, 3:9, 5:11] = 1
+  mask[1, 6:12, 2:6] = 1
+  y, _ = contextual_attention(f, f, mask, downscale='align_corners')
+  want, _ = _ref(f, f, mask, rows=align_corners_index)
+  np.testing.assert_allclose(np.asarray(y), want, atol=1e-4)
+  plain, _ = contextual_attention(f, f, mask)
+  assert np.abs(np.asarray(plain) - want).max() > 1e-2  # the rows picked matter
+  with pytest.raises(ValueError, match="divisible by rate 2"):
+    _contextual_attention(f[:, :11], f[:, :11], mask[:, :11], downscale='align_corners')

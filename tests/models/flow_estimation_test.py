@@ -57,7 +57,9 @@ def test_tiny_training_lowers_the_held_out_epe(tmp_path):
   config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 100
   config.num_train_steps = 0  # Evaluates the initial network.
   before = train.train_and_evaluate(config, str(tmp_path / "a"))["epe"]
-  config.num_train_steps = 100
+  config.num_train_steps = 200
   after = train.train_and_evaluate(config, str(tmp_path / "b"))["epe"]
-  # Measured: 1.16 -> 1.05 on the held-out photos (a zero flow scores 1.16).
+  # Measured with OpenCV 5.0 (exact bilinear weights in its warps): 1.23 -> 0.84 at 200 steps;
+  # 100 steps sit on a plateau (1.18) that OpenCV 4's fixed-point warps happened to leave
+  # sooner (1.16 -> 1.05), so the test takes 200.
   assert np.isfinite(before) and after < 0.95 * before, (before, after)

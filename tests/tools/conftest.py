@@ -32,8 +32,11 @@ def _fill(abstract, seed: int):
   return jax.tree_util.tree_map_with_path(leaf, abstract)
 
 
-def save_random_checkpoint(workdir, config, seed: int = 0) -> str:
-  """A step-1 checkpoint of `config`'s generator with random weights; returns the workdir."""
+def save_random_checkpoint(workdir, config, seed: int = 0, edit=None) -> str:
+  """A step-1 checkpoint of `config`'s generator with random weights; returns the workdir.
+
+  `edit`: a function of the filled state returning the state to save (e.g. NaN weights).
+  """
   spec = registry.get(config.model.name)
   gen = spec.make_generator(config.model, jnp.float32)
   tx = state_lib.make_optimizer(config.optimizer, 1e-3)
@@ -44,7 +47,8 @@ def save_random_checkpoint(workdir, config, seed: int = 0) -> str:
       lambda k: state_lib.create_state(k, gen, None, tx, None, example_batch=example),
       jax.random.key_data(jax.random.key(0)))
   ckpt = checkpointing.Checkpointer(str(workdir / "checkpoints"), async_save=False)
-  ckpt.save(1, _fill(abstract, seed), {"config": checkpointing.config_to_json(config),
+  state = _fill(abstract, seed)
+  ckpt.save(1, edit(state) if edit else state, {"config": checkpointing.config_to_json(config),
                                        "model": spec.name, "data_position": 1, "step": 1})
   ckpt.close()
   return str(workdir)

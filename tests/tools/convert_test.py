@@ -275,3 +275,80 @@ def test_tf_errors_are_one_line(tmp_path, capsys, case, message):
   assert err.startswith("error: ") and err.count("\n") == 1, err
   assert message in err, err
   assert not target.exists()
+
+
+# --- flownet2_pth: NVIDIA flownet2-pytorch's checkpoints (torch's legacy format, Python 2) ---
+# Full-size numerics: tests/weights/flownet2_torch_test.py. Here FlowNet2S (38.7 M parameters,
+# the smallest of NVIDIA's files) for the command line's behaviour.
+
+def _flownet2s_file(path, seed=0, **changes):
+  from tests.weights import flownet2_release, torch_legacy
+  sd = flownet2_release.random_state_dict(seed, network=flownet2_release.flownets(6))
+  for name, value in changes.items():
+    name = name.replace("__", ".")
+    if value is None:
+      del sd[name]
+    else:
+      sd[name] = value
+  torch_legacy.save(flownet2_release.checkpoint(sd), str(path))
+  return sd
+
+
+def test_convert_flownet2s_into_an_inference_checkpoint(tmp_path, capsys):
+  from flowinpaint.train import checkpointing
+  sd = _flownet2s_file(tmp_path / "FlowNet2-S_checkpoint.pth.tar")
+  target = tmp_path / "fn2s"
+  assert convert.main(["--from", "flownet2_pth", str(tmp_path / "FlowNet2-S_checkpoint.pth.tar"),
+                       "--to", str(target)]) == 0
+  out = capsys.readouterr().out
+  assert "FlowNet2S, 38.7 M parameters" in out and f"--flow flownet2:{target}" in out
+  bundle = checkpointing.load_for_inference(str(target))
+  assert (bundle.model_name, bundle.config.model.variant) == ("flownet2", "FlowNet2S")
+  params = bundle.variables["params"]["flownets"]
+  np.testing.assert_array_equal(params["conv2"]["kernel"],
+                                sd["conv2.0.weight"].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(params["deconv3"]["kernel"],  # torch [in, out] transposed conv
+                                sd["deconv3.0.weight"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
+  assert "bias" not in params["upsampled_flow6_to_5"]
+  items = os.listdir(target / "checkpoints" / "0")
+  assert "generator" in items and "metadata" in items and "train" not in items
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "does not exist"),
+    ("folder", "is not a file"),
+    ("html", "is not a PyTorch checkpoint"),
+    ("truncated", "truncated download"),
+    ("deepfill", "not a FlowNet2 state dict"),
+    ("wrong_keys", "FlowNet2S state dict: 1 missing (conv3_1.0.bias)"),
+    ("bad_shape", "deconv4.0.weight has shape (1026, 128, 4, 4), expected (1026, 256, 4, 4)"),
+    ("variant", "--variant is DeepFill v2's"),
+])
+def test_flownet2_errors_are_one_line(tmp_path, capsys, case, message):
+  from tests.weights import torch_legacy
+  path = tmp_path / "FlowNet2_checkpoint.pth.tar"
+  extra = []
+  if case == "folder":
+    path.mkdir()
+  elif case == "html":  # what a failed Google Drive download saves
+    path.write_bytes(b"<!DOCTYPE html><html><title>Google Drive - Virus scan warning</title>")
+  elif case == "truncated":
+    _flownet2s_file(path)
+    with open(path, "r+b") as f:
+      f.truncate(os.path.getsize(path) // 2)
+  elif case == "deepfill":
+    torch_legacy.save({"G": random_state_dict()}, str(path))
+  elif case == "wrong_keys":
+    _flownet2s_file(path, conv3_1__0__bias=None)
+  elif case == "bad_shape":
+    _flownet2s_file(path, deconv4__0__weight=np.zeros((1026, 128, 4, 4), np.float32))
+  elif case == "variant":
+    path.write_bytes(b"not read")
+    extra = ["--variant", "tf"]
+  target = tmp_path / "out"
+  code = convert.main(["--from", "flownet2_pth", str(path), "--to", str(target), *extra])
+  err = capsys.readouterr().err
+  assert code == 2, err
+  assert err.startswith("error: ") and err.count("\n") == 1, err
+  assert message in err, err
+  assert not target.exists()  # nothing written on failure

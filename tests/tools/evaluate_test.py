@@ -160,3 +160,36 @@ def test_cli_saves_structure_and_flow(tmp_path, capsys, structure_flow_checkpoin
               named)
   assert "overwrite" in msg
   assert not os.path.exists(tmp_path / "s") and not os.path.exists(tmp_path / "f")
+
+
+@pytest.mark.slow
+def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, capsys,
+                                                                   deepfill_checkpoint):
+  # No --size: the checkpoint's (configs/tiny.py: 32), not 256. --save-images: the images,
+  # masks and outputs the numbers come from.
+  folder = tmp_path / "imgs"
+  folder.mkdir()
+  for i, (h, w) in enumerate([(50, 40), (36, 48)]):
+    Image.fromarray(_photo(h, w, i)).save(folder / f"img{i}.png")
+  saved, out = tmp_path / "saved", tmp_path / "scores.json"
+  assert evaluate.main(["--checkpoint", deepfill_checkpoint, "--images", str(folder),
+                        "--save-images", str(saved), "--output", str(out)]) == 0
+  assert "wrote 6 images" in capsys.readouterr().out
+  got = json.loads(out.read_text())
+  assert got["size"] == 32 and got["num_images"] == 2
+  assert sorted(os.listdir(saved)) == [f"000{i}_{k}.png" for i in range(2)
+                                       for k in ("input", "mask", "output")]
+  psnrs, holes = [], []
+  for i in range(2):
+    image, mask, output = (np.asarray(Image.open(saved / f"000{i}_{k}.png"))
+                           for k in ("input", "mask", "output"))
+    assert image.shape == mask.shape == output.shape == (32, 32, 3)
+    hole = mask[..., 0] > 127
+    assert hole.any() and (mask[..., 0] == mask[..., 2]).all()
+    np.testing.assert_array_equal(output[~hole], image[~hole])  # Composited.
+    mse = np.mean((output / 255.0 - image / 255.0) ** 2)
+    psnrs.append(10 * np.log10(1.0 / mse))
+    holes.append(hole.mean())
+  # The scores are those of the saved pictures (PSNR computed here independently).
+  assert got["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-3)
+  assert got["hole_ratio"] == pytest.approx(np.mean(holes), abs=1e-6)

@@ -115,6 +115,33 @@ def test_size_mismatch_and_resize_mask(tmp_path):
   assert Image.open(tmp_path / "out.png").size == (60, 40)
 
 
+def test_exif_rotated_photo_with_a_mask_drawn_on_the_stored_pixels(tmp_path):
+  # Stored 60x40 with EXIF orientation 6: viewers (and the tool) show it 40x60, turned 90
+  # degrees clockwise. A mask drawn on the stored pixels is 60x40: resizing it would be wrong.
+  from PIL import ImageOps
+  stored, mask = _photo(40, 60), _mask(40, 60, (5, 15, 10, 30))
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.fromarray(stored).save(tmp_path / "in.png", exif=exif)
+  Image.fromarray(mask).save(tmp_path / "m.png")
+  args = ["--method", "telea", "--image", tmp_path / "in.png", "--mask", tmp_path / "m.png",
+          "--output", tmp_path / "out.png"]
+  line = _assert_user_error(run(*args), "60x40", "40x60", "EXIF orientation",
+                            "rotated 90 degrees clockwise", "--mask-orientation stored")
+  assert "--resize-mask" not in line
+  res = run(*args, "--mask-orientation", "stored")
+  assert res.returncode == 0, res.stderr
+  out = np.asarray(Image.open(tmp_path / "out.png"))
+  # The expected picture and hole: Pillow's own EXIF transpose of the stored image and mask.
+  shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "in.png")))
+  tagged = Image.fromarray(mask)
+  tagged.getexif()[0x0112] = 6
+  hole = np.asarray(ImageOps.exif_transpose(tagged)) > 127
+  assert out.shape == shown.shape == (60, 40, 3) and hole.shape == (60, 40)
+  np.testing.assert_array_equal(out[~hole], shown[~hole])
+  assert not np.array_equal(out[hole], shown[hole])
+
+
 def test_bad_inputs_give_one_line_errors(tmp_path):
   Image.fromarray(_photo(10, 10)).save(tmp_path / "in.png")
   Image.fromarray(_mask(10, 10)).save(tmp_path / "m.png")

@@ -17,12 +17,38 @@ def _run(module, *args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def training(tmp_path_factory):
+  """(workdir, the finished `main` process: its console output)."""
   path = tmp_path_factory.mktemp("run")
   proc = _run("flowinpaint.main", "--config", "configs/tiny.py", "--workdir", str(path),
               "--config.num_train_steps=2", "--config.eval_every_steps=2")
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return path
+  return path, proc
+
+
+@pytest.fixture(scope="module")
+def workdir(training):
+  return training[0]
+
+
+@pytest.mark.slow
+def test_main_says_what_it_is_doing_in_a_few_lines(training):
+  path, proc = training
+  console = proc.stdout + proc.stderr
+  # Each slow start-up phase gets a line as it starts and its time as it ends.
+  for phase in ("initialising deepfill_v2 (compiling its init)",
+                "compiling the train step (joint phase) and running step 1",
+                "compiling the evaluation and evaluating step 2"):
+    assert f"{phase}..." in console and f"{phase}: done in " in console, phase
+  summary = [l for l in console.splitlines() if "] parameters: generator " in l]
+  assert len(summary) == 1 and "discriminator " in summary[0], summary
+  assert str(path / "parameters.txt") in summary[0]
+  # The tables are in the workdir, not on the console.
+  tables = (path / "parameters.txt").read_text()
+  assert "generator parameters:" in tables and "discriminator parameters:" in tables
+  assert "| Name" in tables and "| Name" not in console and "+---" not in console
+  assert len(console.splitlines()) < 40, console
+  assert "libtpu" not in console and "Unable to initialize backend" not in console
 
 
 @pytest.mark.slow
@@ -80,3 +106,40 @@ def test_main_reports_bad_knobs_in_one_line(tmp_path):
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr
   assert "error: image_size=30 must be a multiple of 8 for deepfill_v2" in proc.stderr
+
+
+def test_no_tpu_line_on_machines_without_one():
+  import logging
+  from flowinpaint import main
+
+  def record(path, level, message):
+    return logging.LogRecord("jax._src.xla_bridge", level, path, 1, message, None, None)
+  quiet = main._QuietLibraries()
+  bridge = "/venv/site-packages/jax/_src/xla_bridge.py"
+  assert not quiet.filter(record(bridge, logging.INFO, "Unable to initialize backend 'tpu': "
+                                 "INTERNAL: Failed to open libtpu.so"))
+  assert quiet.filter(record(bridge, logging.WARNING, "Unable to initialize backend 'cuda'"))
+  assert quiet.filter(record("/repo/flowinpaint/train/train.py", logging.INFO, "step 2/4"))
+
+
+def test_divergence_is_one_error_line_and_status_2(tmp_path, monkeypatch, capsys):
+  from absl import flags
+  from flowinpaint import main
+  from flowinpaint.train import divergence, train
+
+  def diverge(config, workdir):
+    raise divergence.losses_error(["g_loss"], 0, 2, config, has_discriminator=True,
+                                  latest_checkpoint=None)
+  monkeypatch.setattr(train, "train_and_evaluate", diverge)
+  flags.FLAGS(["main", "--config", os.path.join(REPO, "configs", "tiny.py"), "--workdir",
+               str(tmp_path)])
+  try:
+    with pytest.raises(SystemExit) as exited:
+      main.main(["main"])
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert exited.value.code == 2
+  err = capsys.readouterr().err
+  lines = [l for l in err.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and "training diverged: g_loss became NaN or Inf" in lines[0], err
+  assert "Traceback" not in err

@@ -92,6 +92,96 @@ def test_bad_inputs_give_one_clear_error(tmp_path, clip):
   _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "small.png"),
                      "--output")
   assert not os.path.exists(tmp_path / "o.mp4")
+  os.link(tmp_path / "in.mp4", tmp_path / "linked.mp4")  # Another name, the same file.
+  Image.fromarray(np.full((64, 96), 255, np.uint8)).save(tmp_path / "all.png")
+  _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "all.png",
+                         "--output", tmp_path / "linked.mp4"), "is the input")
+
+
+def _write_vfr(path, frames, times_ms):
+  """An H.264 mp4 whose frames are shown at `times_ms` (a variable frame rate)."""
+  import fractions
+  import av
+  with av.open(str(path), "w") as container:
+    stream = container.add_stream("libx264", rate=fractions.Fraction(4))
+    stream.height, stream.width = frames.shape[1:3]
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.time_base = fractions.Fraction(1, 1000)
+    for frame, t in zip(frames, times_ms):
+      vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+      vf.pts, vf.time_base = t, fractions.Fraction(1, 1000)
+      for packet in stream.encode(vf):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+
+
+def _frame_times(path):
+  import av
+  with av.open(str(path)) as container:
+    return [round(f.time, 3) for f in container.decode(video=0)]
+
+
+def test_variable_frame_rate_keeps_every_frames_time(tmp_path, clip, capsys):
+  from flowinpaint import remove
+  times_ms = [0, 100, 200, 800, 900, 1000, 1320, 2040]
+  _write_vfr(tmp_path / "vfr.mp4", clip.frames, times_ms)
+  assert _frame_times(tmp_path / "vfr.mp4") == [t / 1000 for t in times_ms]
+  _save_masks(tmp_path / "masks", clip.masks)
+  args = ["--video", str(tmp_path / "vfr.mp4"), "--masks", str(tmp_path / "masks"), "--quiet"]
+  assert remove.main(args + ["--output", str(tmp_path / "out.mp4")]) == 0
+  assert _frame_times(tmp_path / "out.mp4") == [t / 1000 for t in times_ms]
+  err = capsys.readouterr().err
+  assert "note: " in err and "variable frame rate (frames 100 to 720 ms apart)" in err, err
+  # --fps keeps the first frame of each 1/2 s and its time.
+  assert remove.main(args + ["--output", str(tmp_path / "half.mp4"), "--fps", "2"]) == 0
+  assert _frame_times(tmp_path / "half.mp4") == [0.0, 0.8, 1.0, 2.04]
+
+
+def test_one_progress_bar_without_made_up_rates(tmp_path, clip, capsys):
+  from flowinpaint import remove
+  os.makedirs(tmp_path / "frames")
+  for i, f in enumerate(clip.frames):
+    Image.fromarray(f).save(tmp_path / "frames" / f"{i}.png")
+  _save_masks(tmp_path / "masks", clip.masks)
+  assert remove.main(["--video", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
+                      "--output", str(tmp_path / "out"), "--max-frames-in-memory", "5"]) == 0
+  err = capsys.readouterr().err
+  bars = [p for p in err.replace("\r", "\n").splitlines() if "%|" in p]
+  assert bars and {b.split("%|")[0].rsplit(" ", 1)[0].strip() for b in bars} == {"removing"}
+  # No rate or time left computed over wall time that other stages share.
+  assert not any("/s" in b or "s/" in b or "<" in b for b in bars), bars[-3:]
+  assert "8/8 frames written" in bars[-1] and bars[-1].split("%|")[0].endswith("100"), bars[-1]
+  summary = [l for l in err.splitlines() if l.startswith("time per stage: ")]
+  assert len(summary) == 1 and all(f"{s} " in summary[0] for s in (
+      "read", "flow", "complete", "propagate", "fill", "write")), err
+
+
+def test_flownet2_flow_from_converted_weights(tmp_path, clip):
+  """`--flow flownet2:DIR` with NVIDIA-format weights converted by the convert tool (random
+  FlowNet2S weights: plumbing and shapes; the numerics are tests/weights/flownet2_torch_test.py)."""
+  from flowinpaint import convert
+  from tests.weights import flownet2_release, torch_legacy
+  sd = flownet2_release.random_state_dict(0, network=flownet2_release.flownets(6))
+  torch_legacy.save(flownet2_release.checkpoint(sd), str(tmp_path / "FlowNet2-S.pth.tar"))
+  target, _ = convert.convert("flownet2_pth", str(tmp_path / "FlowNet2-S.pth.tar"),
+                              str(tmp_path / "fn2"))
+  _save_masks(tmp_path / "masks", clip.masks)
+  vio.write_video(str(tmp_path / "in.mp4"), clip.frames, 12)
+  res = run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "masks", "--output",
+            tmp_path / "out", "--flow", f"flownet2:{target}", "--quiet")
+  assert res.returncode == 0, res.stderr
+  out = np.stack([vio.read_image(n) for n in vio.list_images(str(tmp_path / "out"))])
+  assert out.shape == (8, 64, 96, 3) and out.dtype == np.uint8
+  decoded = np.stack(list(vio.iter_frames(vio.probe(str(tmp_path / "in.mp4")))))
+  np.testing.assert_array_equal(out[~clip.masks], decoded[~clip.masks])
+  _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "masks",
+                         "--output", tmp_path / "o", "--flow", f"flownet2:{tmp_path / 'nope'}"),
+                     f"--flow flownet2:{tmp_path / 'nope'}", "does not exist", "flownet2_pth")
+  _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "masks",
+                         "--output", tmp_path / "o", "--flow",
+                         f"flownet2:{tmp_path / 'FlowNet2-S.pth.tar'}"), "is a file", "convert")
+  assert not os.path.exists(tmp_path / "o")
 
 
 # Sound: the clip with a 440 Hz track as long as its 8 frames at 12 fps (2/3 s).

@@ -167,6 +167,40 @@ def test_decompression_bomb_refused_before_decoding(server):
   assert status == 413 and "(120.0 megapixels), over the limit of 25 megapixels" in message
 
 
+def _png_header(width: int, height: int) -> bytes:
+  """A PNG that claims width x height (signature, IHDR, IEND; no pixel data)."""
+  import struct
+  import zlib
+
+  def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+  ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+  return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_upload_errors_say_what_is_wrong_and_nothing_of_the_internals(server):
+  mask = png_bytes(hole_mask())
+  for junk in (b"%PDF-1.4 not an image", b"\x89PNG\r\n\x1a\n truncated"):
+    status, message = _error(server.post_form({"image": junk, "mask": mask}))
+    assert status == 400 and message.startswith("the image is not an image"), message
+    assert "0x" not in message and "BytesIO" not in message and "object at" not in message
+  # A header claiming 100000 x 100000: over Pillow's own guard too, so refused while opening;
+  # still the 413 the README promises, with our words.
+  status, message = _error(server.post_form({"image": _png_header(100_000, 100_000),
+                                             "mask": mask}))
+  assert status == 413, message
+  assert "(10000 megapixels), over the limit of 25 megapixels" in message, message
+  assert "DOS" not in message and "Bomb" not in message
+
+
+def test_favicon_is_served(server):
+  status, headers, body = server.request("GET", "/favicon.ico")
+  assert status == 200 and headers["Content-Type"] == "image/svg+xml"
+  assert body.lstrip().startswith(b"<svg")
+  assert b'rel="icon" href="/static/favicon.svg"' in server.request("GET", "/")[2]
+  assert server.request("GET", "/static/favicon.svg")[0] == 200
+
+
 def test_upload_and_pixel_limits():
   with Running(max_bytes=50_000, max_pixels=10_000) as s:
     big = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
@@ -260,7 +294,7 @@ def test_cli_serves_on_loopback_by_default():
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], "one of the arguments --checkpoint --method is required"),
+    ([], "one of the arguments --checkpoint --method --pretrained is required"),
     (["--method", "telea", "--port", "70000"], "not a port number"),
     (["--checkpoint", "/nonexistent/ckpt"], "does not exist"),
 ])

@@ -107,11 +107,43 @@ def test_bad_knobs_get_clear_errors(tmp_path):
 
 
 def test_nan_loss_halts_without_checkpointing_it(tmp_path):
+  # A bad input like any other (one `error:` line, exit 2 from main), with advice for this run.
   config = _config(num_train_steps=4)
   config.optimizer.g_learning_rate = float("nan")
-  with pytest.raises(FloatingPointError, match="became NaN or Inf"):
+  with pytest.raises(UserError, match="became NaN or Inf") as caught:
+    train.train_and_evaluate(config, str(tmp_path))
+  message = str(caught.value)
+  assert "optimizer.g_learning_rate=nan is not a finite number" in message
+  assert "float32" not in message and "\n" not in message  # The run is float32 already.
+  assert "No checkpoint was written" in message
+  assert not [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+
+
+def test_nonfinite_parameters_are_never_checkpointed(tmp_path):
+  # An infinite learning rate: step 1 reports the finite losses of the initial parameters, but
+  # leaves NaN / Inf parameters behind. Its checkpoint must not be written.
+  config = _config(num_train_steps=4, log_every_steps=1, checkpoint_every_steps=1)
+  config.optimizer.g_learning_rate = float("inf")
+  with pytest.raises(UserError, match=r"the generator's parameters .*hold NaN or Inf after step "
+                     r"1 \(the losses reported so far were finite\); step 1 was not saved"):
     train.train_and_evaluate(config, str(tmp_path))
   assert not [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+  metrics = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert metrics and all(np.isfinite(m["train/g_loss"]) for m in metrics)
+
+
+def test_divergence_advice_fits_the_run():
+  from flowinpaint.train import divergence
+  config = _config()
+  text = divergence.advice(config, has_discriminator=True, latest_checkpoint=6)
+  assert "lower the learning rate (optimizer.g_learning_rate=0.0001, " \
+         "optimizer.d_learning_rate=0.0001)" in text
+  assert "optimizer.grad_clip_norm" in text and "float32" not in text
+  assert "newest checkpoint (step 6) is finite" in text
+  config.dtype, config.optimizer.grad_clip_norm = "bfloat16", 1.0
+  text = divergence.advice(config, has_discriminator=False, latest_checkpoint=None)
+  assert "train in float32 (dtype=float32; this run uses bfloat16)" in text
+  assert "grad_clip_norm" not in text and "d_learning_rate" not in text
 
 
 def test_sigterm_saves_and_a_rerun_resumes(tmp_path, monkeypatch):
@@ -192,6 +224,104 @@ def test_nan_halts_before_a_checkpoint_between_reports(tmp_path):
   # Checkpoints more often than reports: the save still comes after a finiteness check.
   config = _config(num_train_steps=4, log_every_steps=4, checkpoint_every_steps=2)
   config.optimizer.g_learning_rate = float("nan")
-  with pytest.raises(FloatingPointError, match=r"within steps \(0, 2\]"):
+  with pytest.raises(UserError, match=r"within steps \(0, 2\]"):
     train.train_and_evaluate(config, str(tmp_path))
   assert not [d for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+
+
+class _DeferredCheckpointer(checkpointing.Checkpointer):
+  """Asynchronous saving as the trainer sees it: save() returns at once, the step is on disk only
+  after wait() or close(). (orbax's own async saves are not used: with the tests' 8 CPU devices
+  their background device-to-host copies can deadlock the runtime against the next train steps.)
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._pending = []
+
+  def save(self, step, state, metadata):
+    self._pending.append((step, jax.device_get(state), metadata))
+    return True
+
+  def wait(self):
+    for step, state, metadata in self._pending:
+      super().save(step, state, metadata)
+    self._pending.clear()
+    super().wait()
+
+  def close(self):
+    self.wait()
+    super().close()
+
+
+def test_sigterm_at_random_moments_always_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
+  # Preemption can come at any moment of a step (the device work, the report, a save): at every
+  # logging cadence the run must stop with a finished checkpoint of the step it names, say
+  # "saved" only once that is on disk, and a rerun must resume from it.
+  import logging
+  import random
+  import signal
+  import threading
+  import time
+  from flowinpaint.data import pipeline
+  real_train_batches = pipeline.train_batches
+  rng = random.Random(1234)  # Random moments, the same ones on every run of the test.
+  trial = {}
+
+  def sigterm_soon(*args, **kwargs):
+    it = real_train_batches(*args, **kwargs)
+
+    class Batches:
+      fetched = 0
+
+      def __next__(self):
+        self.fetched += 1
+        if trial.get("armed") and self.fetched == 3:  # Compiled and in the loop by now.
+          trial["armed"] = False
+          delay, pid = rng.uniform(0.0, 0.25), os.getpid()
+          threading.Thread(target=lambda: (time.sleep(delay), os.kill(pid, signal.SIGTERM)),
+                           daemon=True).start()
+        return next(it)
+
+      def close(self):
+        it.close()
+
+    return Batches()
+
+  saved_lines = []
+
+  class SavedLines(logging.Handler):
+    def emit(self, record):
+      message = record.getMessage()
+      if message.startswith("SIGTERM: saved step"):
+        step = int(message.split()[3].strip(";"))
+        # Logged as saved: it must be finished on disk at this very moment.
+        saved_lines.append((step, os.path.isdir(trial["workdir"] / "checkpoints" / str(step))))
+
+  handler = SavedLines()
+  logging.getLogger("absl").addHandler(handler)
+  monkeypatch.setattr(pipeline, "train_batches", sigterm_soon)
+  cadences = (1, 1, 1, 1, 2, 2, 3, 5, 5, 20)
+  try:
+    for i, log_every in enumerate(cadences):
+      deferred = i % 2 == 1
+      monkeypatch.setattr(checkpointing, "Checkpointer",
+                          _DeferredCheckpointer if deferred else _REAL_CHECKPOINTER)
+      config = _config(num_train_steps=100_000, log_every_steps=log_every,
+                       checkpoint_every_steps=7, eval_every_steps=1_000_000)
+      workdir = tmp_path / f"run{i}"
+      trial.update(armed=True, workdir=workdir)
+      saved_lines.clear()
+      result = train.train_and_evaluate(config, str(workdir))
+      stopped, where = result["step"], (i, log_every, deferred)
+      assert result["preempted"], where
+      assert saved_lines == [(stopped, True)], (where, stopped, saved_lines)
+      assert _REAL_CHECKPOINTER(str(workdir / "checkpoints")).latest_step() == stopped, where
+      config.num_train_steps = stopped + 1
+      resumed = train.train_and_evaluate(config, str(workdir))
+      assert resumed["step"] == stopped + 1 and not resumed["preempted"], where
+  finally:
+    logging.getLogger("absl").removeHandler(handler)
+
+
+_REAL_CHECKPOINTER = checkpointing.Checkpointer

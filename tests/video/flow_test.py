@@ -22,3 +22,17 @@ def test_bad_input_and_name():
     make_flow_estimator("dis")(np.zeros((2, 8, 8), np.uint8))
   with pytest.raises(ValueError, match="unknown flow"):
     make_flow_estimator("raft")
+
+
+def test_flownet2_folder_errors(tmp_path):
+  with pytest.raises(ValueError, match="give the folder of a converted FlowNet2 checkpoint"):
+    make_flow_estimator("flownet2:")
+  with pytest.raises(FileNotFoundError, match="does not exist.*--from flownet2_pth"):
+    make_flow_estimator(f"flownet2:{tmp_path / 'nope'}")
+  weights = tmp_path / "FlowNet2_checkpoint.pth.tar"
+  weights.write_bytes(b"...")
+  with pytest.raises(ValueError, match=f"is a file.*--from flownet2_pth {weights} --to DIR"):
+    make_flow_estimator(f"flownet2:{weights}")
+  from flowinpaint.errors import UserError
+  with pytest.raises(UserError, match="not a flowinpaint checkpoint"):
+    make_flow_estimator(f"flownet2:{tmp_path}")

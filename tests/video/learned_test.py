@@ -110,3 +110,9 @@ def test_remove_with_learned_flow_and_completion(tmp_path, checkpoints, clip, ca
   assert "--segmentation-weights" in capsys.readouterr().err
   assert remove.main(["--video", str(tmp_path / "frames"), "--output", str(tmp_path / "o")]) == 2
   assert "either --masks or --segment" in capsys.readouterr().err
+
+
+def test_flownet2_prefix_wants_a_flownet2_checkpoint(checkpoints):
+  from flowinpaint.errors import UserError
+  with pytest.raises(UserError, match="holds a flow_net checkpoint, not flownet2"):
+    make_flow_estimator("flownet2:" + checkpoints[0])
