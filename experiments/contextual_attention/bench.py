@@ -11,8 +11,9 @@ depend on them) on a random image. The hole is a centred square of half the side
 `fuse|nofuse : max|add : default|none|BYTES` (score fusion, patch norm, `max_score_bytes`;
 `fuse:max` is the TF reference, `nofuse:add` the PyTorch port). Several variants in one process
 run interleaved (ratios side by side); the peak RSS (ru_maxrss, whole process: compilation
-included) belongs to one variant only when the process runs one. Prints one JSON line per
-variant and appends it to --json.
+included) belongs to one variant only when the process runs one. `--compile-only` reports
+XLA's memory analysis (GB of arguments, outputs, temporaries) without running: the estimate for
+sizes this machine cannot hold. Prints one JSON line per variant and appends it to --json.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def main() -> None:
   p.add_argument('--variants', nargs='+', default=['fuse:max:default'])
   p.add_argument('--repeats', type=int, default=2, help='timed runs per variant, after one '
                  'untimed warm-up run (0: none; then the single run is timed)')
+  p.add_argument('--compile-only', action='store_true', help='compile and report XLA\'s memory '
+                 'analysis (arguments, outputs, temporaries) without running')
   p.add_argument('--json', default='')
   a = p.parse_args()
   import jax
@@ -88,9 +91,14 @@ def main() -> None:
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t
     analysis = compiled.memory_analysis()
+    sizes = None
+    if analysis:
+      sizes = {key: round(getattr(analysis, f'{key}_size_in_bytes') / 1e9, 3)
+               for key in ('argument', 'output', 'temp', 'generated_code')}
     runs.append(dict(variant=text, compiled=compiled, args=args, tile=tile, compile_s=compile_s,
-                     temp_gb=analysis.temp_size_in_bytes / 1e9 if analysis else None, times=[]))
-  for rep in range(a.repeats + 1):
+                     temp_gb=analysis.temp_size_in_bytes / 1e9 if analysis else None,
+                     xla_gb=sizes, times=[]))
+  for rep in range(0 if a.compile_only else a.repeats + 1):
     for r in runs:
       t = time.perf_counter()
       jax.block_until_ready(r['compiled'](*r['args']))
@@ -99,7 +107,7 @@ def main() -> None:
   for r in runs:
     row = dict(what=a.what, size=a.size, cnum=a.cnum, variant=r['variant'],
                tile=r['tile'], compile_s=round(r['compile_s'], 1), run_s=r['times'],
-               xla_temp_gb=r['temp_gb'] and round(r['temp_gb'], 3),
+               xla_temp_gb=r['temp_gb'] and round(r['temp_gb'], 3), xla_gb=r['xla_gb'],
                peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
                variants_in_process=len(runs), jax=jax.__version__,
                cpus=os.cpu_count(), machine=platform.processor() or platform.machine(),
