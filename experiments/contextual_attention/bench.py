@@ -13,7 +13,9 @@ depend on them) on a random image. The hole is a centred square of half the side
 run interleaved (ratios side by side); the peak RSS (ru_maxrss, whole process: compilation
 included) belongs to one variant only when the process runs one. `--compile-only` reports
 XLA's memory analysis (GB of arguments, outputs, temporaries) without running: the estimate for
-sizes this machine cannot hold. Prints one JSON line per variant and appends it to --json.
+sizes this machine cannot hold. `cpu_s` is the process CPU time of each run (all XLA threads):
+on a loaded machine it tracks the work done better than the wall time `run_s`. Prints one JSON
+line per variant and appends it to --json.
 """
 
 from __future__ import annotations
@@ -97,16 +99,18 @@ def main() -> None:
                for key in ('argument', 'output', 'temp', 'generated_code')}
     runs.append(dict(variant=text, compiled=compiled, args=args, tile=tile, compile_s=compile_s,
                      temp_gb=analysis.temp_size_in_bytes / 1e9 if analysis else None,
-                     xla_gb=sizes, times=[]))
+                     xla_gb=sizes, times=[], cpu=[]))
   for rep in range(0 if a.compile_only else a.repeats + 1):
     for r in runs:
-      t = time.perf_counter()
+      t, cpu = time.perf_counter(), time.process_time()
       jax.block_until_ready(r['compiled'](*r['args']))
       if rep > 0 or a.repeats == 0:
         r['times'].append(round(time.perf_counter() - t, 2))
+        r['cpu'].append(round(time.process_time() - cpu, 2))
   for r in runs:
     row = dict(what=a.what, size=a.size, cnum=a.cnum, variant=r['variant'],
                tile=r['tile'], compile_s=round(r['compile_s'], 1), run_s=r['times'],
+               cpu_s=r['cpu'],
                xla_temp_gb=r['temp_gb'] and round(r['temp_gb'], 3), xla_gb=r['xla_gb'],
                peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
                variants_in_process=len(runs), jax=jax.__version__,
