@@ -375,7 +375,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "size": size,
         "mask_seed": args.mask_seed,
         "mask_kind": args.mask_kind,
-        **({"iterations": args.iterations, "seed": args.seed} if args.method == "dip" else {}),
+        **({"iterations": args.iterations, "seed": args.seed} if args.method == "dip"
+           else {"seed": args.seed} if args.method == "patchmatch" else {}),
         "metrics_scale": "intensities in [0, 1]; PSNR in dB; *_hole: inside the hole only",
         **{k: _json_safe(v) for k, v in result.items()},
     }

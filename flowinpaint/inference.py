@@ -95,6 +95,56 @@ class ClassicalInpainter:
     return f"ClassicalInpainter(method={self.method!r}, radius={self.radius})"
 
 
+class PatchMatchInpainter:
+  """flowinpaint.classical.patchmatch (multi-scale PatchMatch completion) as an Inpainter.
+
+  `inpaint_batch` fills same-size images in one jitted call per pyramid level. A mask that
+  covers the whole image is a UserError (there is nothing to copy from).
+  """
+
+  def __init__(self, *, seed: int = 0, patch_size: Optional[int] = None,
+               levels: Optional[int] = None, iterations: Optional[int] = None,
+               pm_iterations: Optional[int] = None, search_radius: Optional[int] = None,
+               max_batch: int = 8):
+    from flowinpaint.classical import patchmatch  # Lazy: imports JAX.
+    self._patchmatch = patchmatch
+    options = dict(patch_size=patch_size, levels=levels, iterations=iterations,
+                   pm_iterations=pm_iterations, search_radius=search_radius)
+    self.options = {k: v for k, v in options.items() if v is not None}
+    self.options["seed"] = int(seed)
+    try:
+      patchmatch.check_options(**self.options)
+    except ValueError as e:
+      raise UserError(f"patchmatch: {e}") from e
+    self.max_batch = max(int(max_batch), 1)
+    self.name = "patchmatch"
+
+  def _run(self, images: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    try:
+      return self._patchmatch.inpaint(images, holes, **self.options)
+    except ValueError as e:
+      raise UserError(str(e)) from e
+
+  def __call__(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    rgb = _check_rgb(rgb)
+    hole = as_hole_mask(mask, rgb.shape[:2])
+    if not hole.any():
+      return rgb.copy()
+    return self._run(rgb, hole)
+
+  def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """[N,H,W,3] uint8, [N,H,W] masks -> [N,H,W,3] uint8, composited; max_batch at a time."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"expected uint8 [N,H,W,3] images, got {images.dtype} {images.shape}")
+    holes = np.stack([as_hole_mask(m, images.shape[1:3]) for m in masks])
+    return np.concatenate([self._run(images[i:i + self.max_batch], holes[i:i + self.max_batch])
+                           for i in range(0, len(images), self.max_batch)])
+
+  def __repr__(self) -> str:
+    return f"PatchMatchInpainter({', '.join(f'{k}={v}' for k, v in self.options.items())})"
+
+
 def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
   """Pads NHWC `x` at the bottom and right to a multiple of `multiple` by reflection.
 
@@ -346,6 +396,10 @@ def _dip(*, iterations: Optional[int] = None, seed: int = 0, time_limit: Optiona
                       seed=seed, time_limit=time_limit, progress=progress)
 
 
+def _patchmatch(*, seed: int = 0, **_) -> Inpainter:
+  return PatchMatchInpainter(seed=seed)
+
+
 # The methods that need no checkpoint: name -> (factory, one-line description). The tools
 # (inpaint, evaluate, serve, remove's --fill-method) offer exactly these names. A factory takes
 # the tools' method options as keywords (radius, iterations, seed, ...) and ignores the ones it
@@ -353,6 +407,8 @@ def _dip(*, iterations: Optional[int] = None, seed: int = 0, time_limit: Optiona
 METHODS: dict[str, tuple[Any, str]] = {
     "telea": (_classical("telea"), "OpenCV's Telea fast marching (classical; blurs large holes)"),
     "ns": (_classical("ns"), "OpenCV's Navier-Stokes diffusion (classical)"),
+    "patchmatch": (_patchmatch, "multi-scale PatchMatch: copies patches from the rest of the "
+                   "image (classical; sharp texture, JAX)"),
     "dip": (_dip, "Deep Image Prior: fits a random network to each photo, no weights needed "
             "(--iterations, --seed; slow: hours per 256x256 image on a CPU)"),
 }
@@ -373,4 +429,5 @@ def make_inpainter(spec: str, **options) -> Inpainter:
   if spec in METHODS:
     return METHODS[spec][0](**options)
   options.pop("radius", None)
+  options.pop("seed", None)
   return ModelInpainter.from_checkpoint(spec, **options)

@@ -182,6 +182,8 @@ class App:
         self._local.note = None
         out = self.inpaint(rgb, hole, strategy)
         self._local.note = self.note() if self.note is not None else None
+    except UserError as e:  # e.g. a mask that leaves PatchMatch nothing to copy from
+      raise HTTPError(400, str(e)) from e
     finally:
       self._slots.release()
     result = Image.fromarray(out)

@@ -119,6 +119,29 @@ def test_make_inpainter_classical(method):
   np.testing.assert_array_equal(inp(rgb, np.zeros_like(mask)), rgb)
 
 
+def test_make_inpainter_patchmatch():
+  inp = inference.make_inpainter("patchmatch", radius=3, seed=7)  # radius: not its option
+  assert isinstance(inp, inference.PatchMatchInpainter) and inp.options["seed"] == 7
+  assert "patchmatch" in inference.method_names() and "patchmatch" in inference.methods_help()
+  rgb = _image(24, 28)
+  masks = np.zeros((3, 24, 28), bool)
+  masks[0, 5:12, 6:15] = True
+  masks[1, 18:24, 0:9] = True  # mask 2 is empty: that image comes back as it is
+  out = inp.inpaint_batch(np.stack([rgb] * 3), masks)
+  for i in range(3):
+    np.testing.assert_array_equal(out[i], inp(rgb, masks[i]))  # batch = one by one
+    np.testing.assert_array_equal(out[i][~masks[i]], rgb[~masks[i]])
+  np.testing.assert_array_equal(out[2], rgb)
+  assert not np.array_equal(out[0][masks[0]], rgb[masks[0]])
+
+
+def test_patchmatch_errors_are_user_errors():
+  with pytest.raises(UserError, match="covers the whole image"):
+    inference.make_inpainter("patchmatch")(_image(8, 8), np.ones((8, 8), bool))
+  with pytest.raises(UserError, match="patch_size"):
+    inference.PatchMatchInpainter(patch_size=6)
+
+
 def test_make_inpainter_missing_checkpoint(tmp_path):
   with pytest.raises(UserError, match="does not exist"):
     inference.make_inpainter(str(tmp_path / "nope"))

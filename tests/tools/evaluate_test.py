@@ -95,6 +95,22 @@ def test_cli_telea_writes_json(tmp_path):
 
 
 @pytest.mark.slow
+def test_cli_patchmatch_records_method_and_seed(tmp_path):
+  folder = tmp_path / "imgs"
+  folder.mkdir()
+  for i in range(2):
+    Image.fromarray(_photo(60, 50, i)).save(folder / f"img{i}.png")
+  out = tmp_path / "pm.json"
+  res = _run("--method", "patchmatch", "--seed", 4, "--images", folder, "--size", 48,
+             "--mask-kind", "box", "--output", out)
+  assert res.returncode == 0, res.stderr
+  got = json.loads(out.read_text())
+  assert (got["inpainter"], got["model"], got["seed"], got["num_images"]) == (
+      "patchmatch", "patchmatch", 4, 2)
+  assert got["psnr"] > got["psnr_hole"] > 5
+
+
+@pytest.mark.slow
 def test_cli_errors(tmp_path):
   res = _run("--images", tmp_path)
   assert res.returncode == 2 and "error: choose" in res.stderr and "Traceback" not in res.stderr

@@ -77,6 +77,45 @@ def test_grayscale_mode_kept(tmp_path):
   np.testing.assert_array_equal(np.asarray(out)[~hole], gray[~hole])
 
 
+def test_patchmatch_rgba_grey_folder_and_seed(tmp_path):
+  # A texture that repeats every 8 pixels: PatchMatch continues it into the hole.
+  tile = np.random.default_rng(4).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+  img = np.tile(tile, (6, 5, 1))  # 48 x 40
+  alpha = np.random.default_rng(5).integers(0, 256, (48, 40), dtype=np.uint8)
+  src = tmp_path / "src"
+  src.mkdir()
+  Image.fromarray(np.dstack([img, alpha]), "RGBA").save(src / "a.png")
+  Image.fromarray(img[..., 1], "L").save(src / "b.png")
+  mask = _mask(48, 40, (18, 30, 12, 28))
+  Image.fromarray(mask).save(tmp_path / "m.png")
+  hole = mask > 127
+  outs = []
+  for name in ("out1", "out2"):
+    res = run("--method", "patchmatch", "--seed", 3, "--image", src, "--mask",
+              tmp_path / "m.png", "--output", tmp_path / name)
+    assert res.returncode == 0, res.stderr
+    outs.append([Image.open(tmp_path / name / f) for f in ("a.png", "b.png")])
+  rgba, grey = outs[0]
+  assert rgba.mode == "RGBA" and grey.mode == "L"
+  rgba, grey = np.asarray(rgba), np.asarray(grey)
+  np.testing.assert_array_equal(rgba[..., 3], alpha)
+  np.testing.assert_array_equal(rgba[..., :3][~hole], img[~hole])
+  np.testing.assert_array_equal(grey[~hole], img[..., 1][~hole])
+  assert np.abs(rgba[..., :3][hole].astype(int) - img[hole]).mean() < 10
+  assert np.abs(grey[hole].astype(int) - img[..., 1][hole]).mean() < 10
+  for first, second in zip(*outs):  # same seed, same result
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+
+
+def test_patchmatch_all_hole_is_one_error(tmp_path):
+  Image.fromarray(_photo(20, 24)).save(tmp_path / "in.png")
+  Image.fromarray(np.full((20, 24), 255, np.uint8)).save(tmp_path / "m.png")
+  _assert_user_error(run("--method", "patchmatch", "--image", tmp_path / "in.png", "--mask",
+                         tmp_path / "m.png", "--output", tmp_path / "o.png"),
+                     "covers the whole image")
+  assert not os.path.exists(tmp_path / "o.png")
+
+
 def test_empty_mask_copies_input(tmp_path):
   Image.fromarray(_photo(20, 21)).save(tmp_path / "in.png")
   Image.fromarray(np.zeros((20, 21), np.uint8)).save(tmp_path / "m.png")

@@ -45,10 +45,10 @@ def hole_mask(h=96, w=128) -> np.ndarray:
 class Running:
   """A server on a free loopback port in a thread."""
 
-  def __init__(self, inpaint=None, **kwargs):
+  def __init__(self, inpaint=None, name="opencv-telea", **kwargs):
     inpainter = ClassicalInpainter("telea")
     fn = inpaint or serve.make_inpaint_fn(inpainter)
-    self.app = serve.App(fn, name="opencv-telea", **kwargs)
+    self.app = serve.App(fn, name=name, **kwargs)
     self.server = serve.make_server(self.app, "127.0.0.1", 0)
     self.port = self.server.server_address[1]
     self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -165,6 +165,27 @@ def test_decompression_bomb_refused_before_decoding(server):
   status, message = _error(server.post_form({"image": buf.getvalue(),
                                              "mask": png_bytes(hole_mask())}))
   assert status == 413 and "(120.0 megapixels), over the limit of 25 megapixels" in message
+
+
+def test_patchmatch_fills_and_an_all_hole_mask_is_a_400():
+  from flowinpaint import inference
+  inpainter = inference.make_inpainter("patchmatch", seed=1)
+  with Running(inpaint=serve.make_inpaint_fn(inpainter), name=inpainter.name) as server:
+    assert json.loads(server.request("GET", "/api/info")[2])["model"] == "patchmatch"
+    rgb, mask = photo(48, 64), hole_mask(48, 64)
+    mask[:] = 0
+    mask[10:30, 20:40] = 255
+    status, _, body = server.post_form({"image": png_bytes(rgb), "mask": png_bytes(mask)})
+    assert status == 200, body
+    out = np.asarray(Image.open(io.BytesIO(body)))
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+    status, message = _error(server.post_form({
+        "image": png_bytes(rgb), "mask": png_bytes(np.full((48, 64), 255, np.uint8))}))
+    assert status == 400 and "covers the whole image" in message
+  args = serve.build_parser().parse_args(["--method", "patchmatch", "--seed", "2"])
+  assert (args.method, args.seed) == ("patchmatch", 2)
+  page_help = " ".join(serve.build_parser().format_help().split())
+  assert "patchmatch: multi-scale PatchMatch" in page_help
 
 
 def _png_header(width: int, height: int) -> bytes:
