@@ -29,6 +29,8 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
     self.directory = os.path.abspath(directory)
+    if jax.process_count() > 1:
+      _use_coordination_barriers()
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(keep),
         enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True)
@@ -76,6 +78,16 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _use_coordination_barriers() -> None:
+  """Makes orbax's barriers between processes wait on jax.distributed's coordination service
+  (with a timeout) instead of a device collective, which on CPU fails when a process arrives
+  30 s after another (flowinpaint.train.multihost)."""
+  from absl import flags
+  from orbax.checkpoint._src.multihost import multihost  # Defines the flag.
+  del multihost
+  flags.FLAGS["experimental_orbax_use_distributed_barrier"].value = True
 
 
 def _split_state(state) -> tuple[PyTree, PyTree]:
