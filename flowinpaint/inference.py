@@ -147,8 +147,12 @@ class ModelInpainter:
     self._devices = self._run.devices
 
   @property
-  def num_devices(self) -> int:
+  def devices(self) -> list[Any]:
     """The local devices a full batch is split over."""
+    return list(self._devices)
+
+  @property
+  def num_devices(self) -> int:
     return len(self._devices)
 
   def batch_capacity(self) -> int:
@@ -400,6 +404,15 @@ def inpaint_many(inpainter: Inpainter, rgbs: Sequence[np.ndarray], masks: Sequen
 def devices_used(inpainter: Inpainter) -> int:
   """How many devices a full batch of `inpainter` runs on (1 for the classical methods)."""
   return int(getattr(inpainter, "num_devices", 1))
+
+
+def devices_text(inpainter: Inpainter) -> str:
+  """Where `inpainter` runs, for the tools' summaries: '8 cpu devices', 'the CPU' (classical)."""
+  devices = getattr(inpainter, "devices", None)
+  if not devices:
+    return "the CPU"
+  n = len(devices)
+  return f"{n} {devices[0].platform} device{'s' if n > 1 else ''}"
 
 
 def inpaint_batch(inpainter: Inpainter, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
