@@ -48,18 +48,24 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Losses -----------------------------------------------------------------------------------
   config.loss = ml_collections.ConfigDict()
-  config.loss.reconstruction = "l1"  # 'l1' (whole image) | 'mse_hole' | 'discounted_l1'.
+  # 'l1' (whole image) | 'mse_hole' | 'discounted_l1' | 'l1_over_hole' (EdgeConnect: L1 / hole
+  # fraction) | 'pconv' | flow losses ('epe', 'flow_l1_hard').
+  config.loss.reconstruction = "l1"
   config.loss.reconstruction_weight = 1.0
   config.loss.coarse_weight = 1.0  # Weight of the coarse stage's reconstruction loss.
-  config.loss.adversarial = "hinge"  # 'hinge' | 'bce' | 'wgan_gp' | 'none'.
+  config.loss.adversarial = "hinge"  # 'hinge' | 'bce' | 'nsgan' | 'lsgan' | 'wgan_gp' | 'none'.
   config.loss.adversarial_weight = 1.0  # DeepFill v2 uses 1:1 with L1.
   config.loss.gp_weight = 10.0  # WGAN-GP gradient penalty (adversarial='wgan_gp' only).
   config.loss.discount_gamma = 0.99  # Spatially discounted L1 (reconstruction='discounted_l1').
+  # The discriminator's fake: 'composite' (output pasted into the image) | 'output' (raw).
+  config.loss.discriminator_input = "composite"
+  config.loss.feature_matching_weight = 0.0  # Discriminator feature matching (EdgeConnect G1).
   # ImageNet-VGG feature losses (flowinpaint/train/feature_losses.py): 'none' | 'pconv' (VGG-16
   # pool1-3 on output and composite) | 'structure_flow' (VGG-19 content, hole style, sampling
-  # correctness). They need torchvision VGG weights from a local file (`vgg_weights`, e.g.
-  # vgg16-397923af.pth / vgg19-dcbb9e9d.pth; never downloaded); without one they are off and the
-  # log says so. A weight of 0 switches a term off.
+  # correctness) | 'edge_connect' (VGG-19 content and hole style on [0, 1] images). They need
+  # torchvision VGG weights from a local file (`vgg_weights`, e.g. vgg16-397923af.pth /
+  # vgg19-dcbb9e9d.pth; never downloaded); without one they are off and the log says so. A
+  # weight of 0 switches a term off.
   config.loss.feature_recipe = "none"
   config.loss.perceptual_weight = 0.0
   config.loss.style_weight = 0.0

@@ -1,8 +1,10 @@
-"""A generator's auxiliary outputs as files: `--save-structure DIR` and `--save-flow DIR`.
+"""A generator's auxiliary outputs as files: `--save-structure DIR`, `--save-flow DIR` and
+`--save-edges DIR`.
 
 Shared by `flowinpaint.inpaint` (files named after the image's stem) and `flowinpaint.evaluate`
 (named after the image's index). StructureFlow ('structure_flow', 'structure_flow_texture')
-returns both; other models return neither, and asking for them is a UserError. Files:
+returns the structure and the flow, EdgeConnect ('edge_connect', 'edge_connect_inpaint') the
+edges; asking a model for an output it does not return is a UserError. Files:
 
 * `NAME_structure.png`: the structure the model inpainted with (StructureFlow: G_s's
   reconstructed RTV structure; stage 2: the mask-aware RTV of the masked image), uint8 RGB at
@@ -13,6 +15,10 @@ returns both; other models return neither, and asking for them is a UserError. F
 * `NAME_flow.npy`: the raw flow, float32 [ceil(H/4), ceil(W/4), 2] as (dx, dy) in image pixels
   (the model's quarter-resolution offsets x 4); cell (i, j) covers pixels [4i, 4i+4) x
   [4j, 4j+4). Kept on the model's grid: upsampling would add size, not information.
+* `NAME_edges.png`: the edge map the model inpainted with, grayscale at the image's size, 255 =
+  edge (EdgeConnect: its edge generator's soft edges inside the hole and the Canny edges of the
+  known pixels outside, or the whole predicted map with merge_edges off; 'edge_connect_inpaint':
+  the Canny edges of the known pixels). Not composited.
 """
 
 from __future__ import annotations
@@ -25,16 +31,20 @@ import numpy as np
 from flowinpaint.errors import UserError
 
 # Output key -> the command-line option that saves it.
-OPTIONS = {"structure": "--save-structure", "flow": "--save-flow"}
+OPTIONS = {"structure": "--save-structure", "flow": "--save-flow", "edges": "--save-edges"}
 # StructureFlow's flow lives on the 1/4-resolution feature grid.
 FLOW_STRIDE = 4
-_MODELS_HINT = "a StructureFlow checkpoint (model 'structure_flow' or 'structure_flow_texture')"
+_STRUCTURE_FLOW = "a StructureFlow checkpoint (model 'structure_flow' or 'structure_flow_texture')"
+_MODELS_HINT = {"structure": _STRUCTURE_FLOW, "flow": _STRUCTURE_FLOW,
+                "edges": "an EdgeConnect checkpoint (model 'edge_connect' or "
+                         "'edge_connect_inpaint')"}
 
 
 def requested(args: Any) -> dict[str, str]:
-  """{'structure': DIR, 'flow': DIR} for the options given (a namespace without them: {})."""
-  dirs = {"structure": getattr(args, "save_structure", None),
-          "flow": getattr(args, "save_flow", None)}
+  """{'structure': DIR, 'flow': DIR, 'edges': DIR} for the options given (a namespace without
+  them: {})."""
+  dirs = {key: getattr(args, option[2:].replace("-", "_"), None)
+          for key, option in OPTIONS.items()}
   return {k: os.fspath(v) for k, v in dirs.items() if v}
 
 
@@ -42,8 +52,8 @@ def check_request(dirs: dict[str, str], method: Optional[str]) -> None:
   """UserError before any work: a classical --method, or a DIR that is an existing file."""
   for key, folder in dirs.items():
     if method:
-      raise UserError(f"{OPTIONS[key]} needs a model that returns a {key}: --method {method} has "
-                      f"none; use {_MODELS_HINT} with --checkpoint")
+      raise UserError(f"{OPTIONS[key]} needs a model that returns {_what(key)}: --method {method} "
+                      f"has none; use {_MODELS_HINT[key]} with --checkpoint")
     if os.path.exists(folder) and not os.path.isdir(folder):
       raise UserError(f"{OPTIONS[key]} {folder!r} is a file; give a folder (created if missing)")
 
@@ -58,7 +68,11 @@ def check_model(inpainter: Any, dirs: dict[str, str], source: str) -> None:
       hint = (" (its inpainted output is itself the structure)"
               if name == "structure_flow_structure" and key == "structure" else "")
       raise UserError(f"{OPTIONS[key]}: {source} (model {name!r}) returns no {key}{hint}; "
-                      f"use {_MODELS_HINT}")
+                      f"use {_MODELS_HINT[key]}")
+
+
+def _what(key: str) -> str:
+  return "edges" if key == "edges" else f"a {key}"
 
 
 def paths(dirs: dict[str, str], name: str) -> list[str]:
@@ -69,6 +83,8 @@ def paths(dirs: dict[str, str], name: str) -> list[str]:
   if "flow" in dirs:
     out += [os.path.join(dirs["flow"], f"{name}_flow.png"),
             os.path.join(dirs["flow"], f"{name}_flow.npy")]
+  if "edges" in dirs:
+    out.append(os.path.join(dirs["edges"], f"{name}_edges.png"))
   return out
 
 
@@ -111,7 +127,8 @@ def write(aux: dict[str, np.ndarray], dirs: dict[str, str], name: str, shape: Se
 
   Args:
     aux: `ModelInpainter.inpaint_with_aux`'s dict for one image: 'structure' uint8 [H, W, 3],
-      'flow' float32 [ceil(H/4), ceil(W/4), 2] in quarter-resolution pixels.
+      'flow' float32 [ceil(H/4), ceil(W/4), 2] in quarter-resolution pixels, 'edges' uint8
+      [H, W].
     dirs: `requested(args)`; folders are created if missing.
     name: the file name prefix (an image's stem, an index).
     shape: the image's (H, W).
@@ -132,4 +149,9 @@ def write(aux: dict[str, np.ndarray], dirs: dict[str, str], name: str, shape: Se
     except OSError as e:
       raise UserError(f"cannot write {npy!r} ({e})") from e
     written += [png, npy]
+  if "edges" in dirs:
+    (path,) = paths({"edges": dirs["edges"]}, name)
+    edges = np.asarray(aux["edges"], np.uint8)
+    image_io.write_image(path, np.repeat(edges[..., None], 3, axis=-1), mode="L", inputs=inputs)
+    written.append(path)
   return written

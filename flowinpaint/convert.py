@@ -5,6 +5,7 @@ r"""Converts pretrained weights of other frameworks into a flowinpaint checkpoin
   python -m flowinpaint.convert --from deepfill_v1_tf release_places2_256/ --to v1_places2/
   python -m flowinpaint.convert --from glcic_t7 completionnet_places2.t7 --to glcic/
   python -m flowinpaint.convert --from structure_flow_pth results/places/checkpoints --to sf/
+  python -m flowinpaint.convert --from edge_connect_pth checkpoints/places2/ --to ec_places2/
   python -m flowinpaint.inpaint --checkpoint places2/ --image photo.jpg --mask mask.png \
       --output out.png
   python -m flowinpaint.convert --from flownet2_pth FlowNet2_checkpoint.pth.tar --to fn2/
@@ -17,8 +18,9 @@ but tensors (so a downloaded file cannot run code). deepfill_v1_tf reads DeepFil
 TF release (v1.0.0, the same folder layout); glcic_t7 reads GLCIC's official Torch7 model
 (completionnet_places2.t7) without Lua or torch; structure_flow_pth reads StructureFlow's two
 generator files (latest_net_s_gen.pth, latest_net_f_gen.pth; torch's legacy format, also without
-torch; experiments/pretrained/structure_flow.md). See experiments/pretrained/README.md for
-where to get the files and their licence. The target folder is a flowinpaint workdir
+torch; experiments/pretrained/structure_flow.md); edge_connect_pth reads EdgeConnect's checkpoint
+folder the same way. See experiments/pretrained/README.md for where to get the files and their
+licence. The target folder is a flowinpaint workdir
 (config.json + checkpoints/0/) that `inpaint`, `evaluate`, `serve` and the notebooks take as
 --checkpoint, and that `python -m flowinpaint.main --workdir` fine-tunes (with the release's
 discriminator when the TF checkpoint has one, else a freshly initialised one).
@@ -27,6 +29,14 @@ flownet2_pth reads NVIDIA/flownet2-pytorch's checkpoints (FlowNet2_checkpoint.pt
 FlowNet2-C/-CS/-CSS/-S/-SD ones; torch's legacy format, read without torch) into an
 inference-only checkpoint (the network and its config, no optimiser states) for
 `remove --flow flownet2:DIR`.
+
+dfc_net_pth reads one DFC-Net stage file of Deep Flow-Guided Video Inpainting (nbei/Deep-Flow-
+Guided-Video-Inpainting: resnet50_stage1.pth, davis_stage2.pth, davis_stage3.pth,
+resnet101_movie.pth) into an inference-only `dfc_stage` checkpoint; deepfill_v1_dfvi_pth reads
+its PyTorch port of DeepFill v1 (imagenet_deepfill.pth) into a deepfill_v1 checkpoint
+(--variant port, the default: contextual attention as the authors ran it under torch 0.4.0;
+--variant v1.1: as their v1.1 branch for newer torch). `remove --preset dfvi --weights DIR`
+converts these (and FlowNet2) from DIR itself.
 """
 
 from __future__ import annotations
@@ -63,6 +73,16 @@ IMPORTERS: dict[str, tuple[str, str]] = {
                            "StructureFlow's official PyTorch checkpoints folder (RenYurui/"
                            "StructureFlow: latest_net_s_gen.pth + latest_net_f_gen.pth) or one "
                            "of the two files"),
+    "edge_connect_pth": ("flowinpaint.weights.edge_connect_torch:import_release",
+                         "EdgeConnect's release (knazeri/edge-connect): the checkpoint folder "
+                         "with EdgeModel_gen.pth and InpaintingModel_gen.pth (and the _dis.pth "
+                         "files when present)"),
+    "dfc_net_pth": ("flowinpaint.weights.dfc_net_torch:convert",
+                    "a DFC-Net stage of Deep Flow-Guided Video Inpainting (resnet50_stage1.pth, "
+                    "davis_stage2.pth, davis_stage3.pth, resnet101_movie.pth)"),
+    "deepfill_v1_dfvi_pth": ("flowinpaint.weights.deepfill_v1_dfvi:convert",
+                             "Deep Flow-Guided Video Inpainting's PyTorch port of DeepFill v1 "
+                             "(imagenet_deepfill.pth)"),
 }
 FORMATS = tuple(IMPORTERS)
 # Contextual attention as the weights were last run: the port's, or the TF graph's.
@@ -121,10 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
                  help="the source format and its file: " + "; ".join(
                      f"{name}: {what}" for name, (_, what) in IMPORTERS.items()))
   p.add_argument("--to", required=True, help="a new (or empty) folder for the checkpoint")
-  p.add_argument("--variant", choices=("port", "tf"), default=None,
+  p.add_argument("--variant", choices=("port", "tf", "v1.1"), default=None,
                  help="DeepFill v2: contextual attention as the PyTorch port runs it (the "
                  "default for deepfill_v2_pytorch; reproduces its outputs) or as the official "
-                 "TF model (score fusion on; the default for deepfill_v2_tf)")
+                 "TF model (score fusion on; the default for deepfill_v2_tf). "
+                 "deepfill_v1_dfvi_pth: port (the default: as DFVI's authors ran it, torch "
+                 "0.4.0) or v1.1 (their v1.1 branch, for torch >= 1.0)")
   p.add_argument("--config", default=None,
                  help="the training config recorded in the checkpoint (default: the format's "
                  "own, e.g. configs/deepfill_v2.py)")
@@ -240,7 +262,9 @@ def write_checkpoint(target: str, g_vars: dict[str, Any], config, source: dict[s
       size = int(config.get("image_size", 64))
       d_image = jnp.zeros((1, size, size, image_channels), jnp.float32)
       d_mask = jnp.zeros((1, size, size, 1), jnp.float32)
-      d_init = lambda: models.discriminator.init(d_rng, d_image, d_mask, train=False)
+      # What the generator produces (plus its 'condition' channels: EdgeConnect's edge critic).
+      d_example = state_lib.discriminator_example(models.generator, g_vars, d_image, d_mask)
+      d_init = lambda: models.discriminator.init(d_rng, d_example, d_mask, train=False)
       if d_vars is not None:
         d_vars = jax.tree.map(jnp.asarray, d_vars)
         if spec(d_vars) != spec(dict(jax.eval_shape(d_init))):
@@ -263,6 +287,9 @@ def convert_deepfill_v2(path: str, options: Options, fmt: str) -> Converted:
   variant = options.variant or DEFAULT_VARIANT[fmt]
   config_path = options.config_path or _DEFAULT_CONFIG
   from flowinpaint.weights import deepfill_v2_tf, deepfill_v2_torch
+  if variant not in deepfill_v2_torch.VARIANTS:
+    raise UserError(f"--variant {variant} is not one of DeepFill v2's "
+                    f"({', '.join(deepfill_v2_torch.VARIANTS)})")
   config = load_config(config_path)
   if config.model.name != "deepfill_v2":
     raise UserError(f"--config {config_path!r} is for model {config.model.name!r}, not "
@@ -351,6 +378,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if converted.config.model.name == "flownet2":
     print(f"wrote {target}{what}; use it with python -m flowinpaint.remove --flow "
           f"flownet2:{target}")
+  elif converted.config.model.name == "dfc_stage":
+    print(f"wrote {target}{what}; python -m flowinpaint.remove --preset dfvi --weights DIR runs "
+          "the authors' stages (it converts the files in DIR itself)")
   else:
     print(f"wrote {target}{what}; use it with --checkpoint {target}")
   return 0

@@ -18,7 +18,9 @@ With a StructureFlow checkpoint, --save-structure DIR / --save-flow DIR also wri
 structure and appearance flow (INDEX_structure.png, INDEX_flow.png, INDEX_flow.npy; INDEX is the
 image's 4-digit position in the evaluation set; see flowinpaint.aux_outputs). They come from the
 same pass as the scored images (one compilation, no second run over the set), so the timings
-then include returning them from the device: compare speed without these options.
+then include returning them from the device: compare speed without these options. With an
+EdgeConnect checkpoint, --save-edges DIR writes the edge map each image was inpainted with
+(INDEX_edges.png) the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 
 from flowinpaint import aux_outputs
 from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.errors import UserError, cli_entry
 
 DEFAULT_SIZE = 256  # --size for classical methods (and checkpoints that do not record one).
@@ -161,14 +164,14 @@ def _table(result: dict[str, Any], where: str = "") -> str:
 class _Parser(argparse.ArgumentParser):
 
   def error(self, message: str):
-    if message.startswith("one of the arguments --checkpoint --method is required"):
+    if message.startswith("one of the arguments --checkpoint --method"):
       raise _nothing_to_evaluate()
     raise UserError(f"{message} (see --help)")
 
 
 def _nothing_to_evaluate() -> UserError:
-  return UserError(f"choose what to evaluate: --method {'|'.join(inference.method_names())} or "
-                   "--checkpoint DIR")
+  return UserError(f"choose what to evaluate: --method {'|'.join(inference.method_names())}, "
+                   "--checkpoint DIR or --pretrained NAME")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
   how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  pretrained.add_arguments(p, how)
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--images", required=True, help="folder of images (searched recursively)")
   p.add_argument("--size", type=int, default=None,
@@ -205,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="StructureFlow checkpoints: write INDEX_flow.png (the appearance flow "
                  "colour-coded, each 1/4-resolution cell a 4x4 block) and INDEX_flow.npy "
                  "(float32 [SIZE/4, SIZE/4, 2], (dx, dy) in image pixels)")
+  p.add_argument("--save-edges", metavar="DIR",
+                 help="EdgeConnect checkpoints: write INDEX_edges.png, the edge map the model "
+                 "inpainted each image with (grayscale, 255 = edge, SIZE x SIZE); DIR is created "
+                 "if missing")
   return p
 
 
@@ -320,7 +328,7 @@ def _json_safe(x: Any) -> Any:
 @cli_entry
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
-  if not args.method and not args.checkpoint:  # --checkpoint ''
+  if not args.method and not args.checkpoint and not args.pretrained:  # --checkpoint ''
     raise _nothing_to_evaluate()
   if args.size is not None and args.size < 8:
     raise UserError(f"--size must be >= 8, got {args.size}")
@@ -332,6 +340,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   aux_outputs.check_request(dirs, args.method)
   # Paths first: a wrong folder or output fails before any model is loaded.
   _, num = _check_data(args)
+  pretrained.resolve_args(args)
   inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
                else inference.make_inpainter(args.checkpoint))
   aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")
@@ -349,10 +358,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if dirs:
     written = write_aux(runner.aux, dirs, images.shape[1:3],
                         inputs=[args.output] if args.output else [])
-    print(f"wrote {len(written)} structure / flow files to {', '.join(sorted(set(dirs.values())))}")
+    kinds = " / ".join(k for k in aux_outputs.OPTIONS if k in dirs)
+    print(f"wrote {len(written)} {kinds} files to {', '.join(sorted(set(dirs.values())))}")
   if args.output:
     record = {
-        "inpainter": args.method or args.checkpoint,
+        "inpainter": args.method or args.pretrained or args.checkpoint,
         "model": getattr(inpainter, "name", type(inpainter).__name__),
         "images": os.path.abspath(args.images),
         "size": size,

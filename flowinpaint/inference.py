@@ -16,9 +16,10 @@ import numpy as np
 from flowinpaint.errors import UserError
 
 CLASSICAL_METHODS = ("telea", "ns")
-# Auxiliary generator outputs a tool can ask for next to the image (StructureFlow returns both:
-# 'structure' [B,H,W,3] in [-1, 1], 'flow' [B,H/4,W/4,2] in quarter-resolution pixels).
-AUX_KEYS = ("structure", "flow")
+# Auxiliary generator outputs a tool can ask for next to the image (StructureFlow returns
+# 'structure' [B,H,W,3] in [-1, 1] and 'flow' [B,H/4,W/4,2] in quarter-resolution pixels;
+# EdgeConnect 'edges' [B,H,W,1] in [-1, 1], the edge map its inpainting generator used).
+AUX_KEYS = ("structure", "flow", "edges")
 
 
 class Inpainter(Protocol):
@@ -274,7 +275,8 @@ class ModelInpainter:
 
     Returns:
       (pred, aux): pred uint8 [N, H, W, 3] as `predict` (not composited); aux holds only keys
-      the generator returns: 'structure' uint8 [N, H, W, 3]; 'flow' float32
+      the generator returns: 'structure' uint8 [N, H, W, 3]; 'edges' uint8 [N, H, W] (255 =
+      edge; EdgeConnect's predicted edges are soft, so grays too); 'flow' float32
       [N, ceil(H/s), ceil(W/s), 2]: the model's flow on its 1/s grid (s = 4 for StructureFlow),
       the cells of the padded grid that cover the image, in units of that grid's pixels
       (multiply by s for image pixels).
@@ -318,7 +320,8 @@ class ModelInpainter:
       # real image (a partly covered last cell included).
       stride = (h + (-h) % self.multiple) // value.shape[-3]
       return value[..., :-(-h // stride), :-(-w // stride), :].astype(np.float32)
-    return to_uint8(value[..., :h, :w, :3])
+    value = to_uint8(value[..., :h, :w, :3])
+    return value[..., 0] if value.shape[-1] == 1 else value  # A gray map (edges): [..., H, W].
 
   def inpaint_with_aux(self, rgb: np.ndarray, mask: np.ndarray,
                        keys: Optional[Sequence[str]] = None

@@ -9,6 +9,9 @@ A large photo (the default --strategy auto picks one by size; see flowinpaint.hi
 StructureFlow's structure and appearance flow next to the result (flowinpaint.aux_outputs):
   python -m flowinpaint.inpaint --checkpoint sf_run/ --image photos/ --mask masks/ \
       --output out/ --save-structure out/structure --save-flow out/flow
+EdgeConnect's edge map (the edges it inpainted with) next to the result:
+  python -m flowinpaint.inpaint --checkpoint ec_run/ --image photo.jpg --mask mask.png \
+      --output out.png --save-edges out/edges
 
 Masks: white (> 127 in any channel) = hole. Any size and RGB / RGBA / grayscale images work: the
 output has the input's size and mode (alpha kept unchanged), and every pixel outside the hole is
@@ -30,6 +33,7 @@ import numpy as np
 from flowinpaint import aux_outputs
 from flowinpaint import image_io
 from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.data import masks as mask_ops
 from flowinpaint.errors import UserError, cli_entry
 
@@ -41,14 +45,15 @@ class _Parser(argparse.ArgumentParser):
   """argparse whose errors are one `error: ...` line (via cli_entry), not usage + error."""
 
   def error(self, message: str):
-    if message.startswith("one of the arguments --checkpoint --method is required"):
+    if message.startswith("one of the arguments --checkpoint --method"):
       raise _no_way_to_fill()
     raise UserError(f"{message} (see --help)")
 
 
 def _no_way_to_fill() -> UserError:
   return UserError(f"choose how to fill: --method {'|'.join(inference.method_names())} (no "
-                   "model) or --checkpoint DIR (a trained flowinpaint model)")
+                   "model), --checkpoint DIR (a trained flowinpaint model) or --pretrained NAME "
+                   "(the authors' weights; python -m flowinpaint.pretrained lists them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
   how.add_argument("--checkpoint", help="a flowinpaint training workdir or checkpoint folder")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  pretrained.add_arguments(p, how)
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
   p.add_argument("--resize-mask", action="store_true",
                  help="resize a mask of another size to the image (nearest neighbour)")
@@ -93,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="'glcic': GLCIC's post-processing of the filled hole (OpenCV fast-marching "
                  "fill, then Poisson blending of the hole region)")
   sf = p.add_argument_group(
-      "model internals (StructureFlow checkpoints; flowinpaint.aux_outputs)",
+      "model internals (StructureFlow and EdgeConnect checkpoints; flowinpaint.aux_outputs)",
       # Broken by hand: the raw formatter that keeps the examples' lines keeps these too.
       "Each image then runs whole, in one pass: --strategy full, or auto on images up\n"
       "to --crop-trigger px (crop and resize are refused: the structure and flow of\n"
@@ -106,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                   help="write STEM_flow.png (the appearance flow colour-coded, each 1/4-"
                   "resolution cell a 4x4 block) and STEM_flow.npy (float32 [ceil(H/4), "
                   "ceil(W/4), 2], (dx, dy) in image pixels)")
+  sf.add_argument("--save-edges", metavar="DIR",
+                  help="EdgeConnect: write STEM_edges.png, the edge map the model inpainted with "
+                  "(predicted edges in the hole, Canny edges of the known pixels outside; "
+                  "grayscale, 255 = edge) at the image's size")
   hd = p.add_argument_group("high resolution (flowinpaint.highres)")
   hd.add_argument("--strategy", choices=("auto", "full", "crop", "resize"), default="auto",
                   help="'crop': inpaint a margin around each hole region and paste back; "
@@ -433,7 +443,8 @@ def run_folder(jobs: Sequence[Job], inpainter, masks: _MaskCache, args: argparse
 
 def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
                     args: argparse.Namespace) -> None:
-  """UserError unless the image runs whole (the structure and flow of crops would not tile)."""
+  """UserError unless the image runs whole (the structure, flow or edges of crops would not
+  tile)."""
   if args.strategy == "auto" and max(shape) > args.crop_trigger:
     h, w = shape
     raise UserError(f"{image} is {w}x{h}, larger than --crop-trigger {args.crop_trigger}, so "
@@ -445,7 +456,8 @@ def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
 
 def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
                shape: tuple[int, int], inputs: Sequence[str]) -> list[str]:
-  """Writes STEM_structure.png / STEM_flow.png / STEM_flow.npy as requested; returns the paths."""
+  """Writes STEM_structure.png / STEM_flow.png / STEM_flow.npy / STEM_edges.png as requested;
+  returns the paths."""
   if not dirs:
     return []
   return aux_outputs.write(aux, dirs, _stem(job.image), shape, inputs=inputs)
@@ -454,7 +466,7 @@ def _write_aux(aux: dict[str, np.ndarray], dirs: dict[str, str], job: Job,
 @cli_entry
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
-  if not args.method and not args.checkpoint:  # --checkpoint ''
+  if not args.method and not args.checkpoint and not args.pretrained:  # --checkpoint ''
     raise _no_way_to_fill()
   if args.radius < 1:
     raise UserError(f"--radius must be >= 1, got {args.radius}")
@@ -474,6 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"{'crops' if args.strategy == 'crop' else 'a downscaled copy'}: use "
                     "--strategy full (or auto, whole up to --crop-trigger px)")
   jobs = plan(args)
+  pretrained.resolve_args(args)
   inputs = image_io.InputFiles(sorted({j.image for j in jobs} |
                                       {j.mask for j in jobs if j.mask}))
   inpainter = _make_inpainter(args)

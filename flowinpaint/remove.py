@@ -5,7 +5,9 @@ r"""Remove an object or a person from a video: `python -m flowinpaint.remove`.
   python -m flowinpaint.remove --video walk.mp4 --segment person \
       --segmentation-weights deeplabv3_resnet50_coco-cd0a2569.pth --output clean.mp4
   python -m flowinpaint.remove --video clip.mp4 --masks masks/ --flow flownet2:fn2/ \
-      --output clean.mp4   # fn2/: python -m flowinpaint.convert --from flownet2_pth ...
+      --output clean.mp4 # fn2/: python -m flowinpaint.convert --from flownet2_pth ...
+  python -m flowinpaint.remove --video lecture.mp4 --segment person --preset dfvi \
+      --weights dfvi/ --fps 5 --output clean.mp4 # the seed system, from the authors' files
 
 VIDEO is a video file (mp4, mov, mkv, avi, ...) or a folder of frames (natural sort order: 2.png
 comes before 10.png). MASKS is a folder with one mask per frame, or one mask image for every frame
@@ -19,6 +21,16 @@ sound: the audio packets as they are when the container takes the codec, else re
 Pipeline (Deep Flow-Guided Video Inpainting, Xu et al. 2019): optical flow between neighbouring
 frames, flow completion inside the holes, propagation of known pixels along the flow, and an
 image inpainter for what no frame ever shows, repeated until nothing is left.
+
+--preset dfvi runs that system as its authors did, with their networks and settings: FlowNet 2.0,
+DFC-Net's three stages (ResNet-50 stage 1, DAVIS stages 2 and 3), their propagation (th_warp 40,
+key frames at the ends of each run of unfilled frames, re-propagation) and their PyTorch
+DeepFill v1. DIR holds the authors' files as they name them: FlowNet2_checkpoint.pth.tar,
+resnet50_stage1.pth, davis_stage2.pth, davis_stage3.pth (also in DIR/DAVIS_model/) and
+imagenet_deepfill.pth (--preset dfvi-movie: resnet101_movie.pth instead of the three stages);
+each is converted on first use into DIR/converted/. With --segment person, torchvision's
+deeplabv3_resnet50_coco-cd0a2569.pth or fcn_resnet50_coco-1167a1af.pth in DIR is used when
+--segmentation-weights is not given.
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.errors import UserError, cli_entry
 
 
@@ -64,16 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--input-fps", type=float, default=24.0,
                  help="frame rate of a frame-folder input (default 24)")
   p.add_argument("--resize", help="process at WxH (e.g. 432x240) or a scale (e.g. 0.5)")
-  p.add_argument("--fill-method", default="telea",
-                 help="image inpainter for never-seen regions: telea, ns, or a flowinpaint "
-                 "checkpoint folder (default telea)")
-  p.add_argument("--flow", default="dis",
+  p.add_argument("--fill-method",
+                 help="image inpainter for never-seen regions: a method that needs no model "
+                 f"({', '.join(inference.method_names())}) or a flowinpaint checkpoint folder "
+                 "(default telea)")
+  pretrained.add_arguments(p, flag="--pretrained",
+                           what="the image inpainter for never-seen regions instead of "
+                           "--fill-method")
+  p.add_argument("--flow",
                  help="optical flow estimator: dis, farneback, flownet2:DIR (NVIDIA's FlowNet "
                  "2.0 weights converted with python -m flowinpaint.convert --from flownet2_pth), "
                  "or a flow_net checkpoint folder (default dis)")
-  p.add_argument("--flow-completion", default="laplacian",
+  p.add_argument("--flow-completion",
                  help="flow completion inside the holes: laplacian, or a dfc_net checkpoint "
                  "folder (default laplacian)")
+  p.add_argument("--preset", choices=("dfvi", "dfvi-movie"),
+                 help="Deep Flow-Guided Video Inpainting as its authors ran it, from their "
+                 "weight files in --weights DIR (sets the flow, completion, fill and "
+                 "propagation; see below)")
+  p.add_argument("--weights", metavar="DIR", help="the folder of the authors' files (--preset)")
+  p.add_argument("--th-warp", type=float, metavar="PX",
+                 help="--preset: DFVI's forward-backward threshold in pixels (default 40, as "
+                 "their video_inpaint.py; their README suggests 3 for fixed regions)")
+  p.add_argument("--dfc-sizes", metavar="WxH,WxH",
+                 help="--preset dfvi: working sizes of DFC-Net stages 2 and 3 (default "
+                 "600x320,840x480, the authors')")
   p.add_argument("--max-frames-in-memory", type=int, metavar="N",
                  help="process in overlapping windows of N frames so memory stays bounded")
   p.add_argument("--crf", type=int, default=17, help="H.264 quality, lower = better (17)")
@@ -135,6 +164,18 @@ def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np
   return cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def parse_dfc_sizes(spec: str) -> tuple[tuple[int, int], tuple[int, int]]:
+  """((h, w), (h, w)) of stages 2 and 3 from 'WxH,WxH'."""
+  try:
+    sizes = [tuple(int(v) for v in part.lower().split("x")) for part in spec.split(",")]
+    if len(sizes) != 2 or any(len(s) != 2 or min(s) < 8 for s in sizes):
+      raise ValueError
+  except ValueError:
+    raise UserError(f"--dfc-sizes {spec!r}: give two sizes WxH,WxH of at least 8x8 (the "
+                    "authors' are 600x320,840x480)") from None
+  return tuple((h, w) for w, h in sizes)
+
+
 def _make_part(flag: str, value: str, make):
   """`make(value)`, its bad name or missing checkpoint as a one-line error naming `flag`."""
   try:
@@ -143,15 +184,46 @@ def _make_part(flag: str, value: str, make):
     raise UserError(f"{flag} {value}: {e}") from None
 
 
+def _check_preset_flags(args) -> None:
+  """--preset sets the parts itself; its own knobs need it."""
+  if args.preset:
+    if not args.weights:
+      raise UserError(f"--preset {args.preset} needs --weights DIR, the folder of the authors' "
+                      "files (see --help)")
+    given = [flag for flag, value in (("--flow", args.flow), ("--flow-completion",
+                                                              args.flow_completion),
+                                      ("--fill-method", args.fill_method),
+                                      ("--pretrained", args.pretrained)) if value]
+    if given:
+      raise UserError(f"--preset {args.preset} sets the flow, the flow completion and the fill "
+                      f"itself; leave out {', '.join(given)}")
+    if args.dfc_sizes and args.preset != "dfvi":
+      raise UserError(f"--dfc-sizes is for the three stages of --preset dfvi, not "
+                      f"{args.preset}")
+    if args.th_warp is not None and args.th_warp <= 0:
+      raise UserError(f"--th-warp must be positive, got {args.th_warp}")
+    return
+  given = [flag for flag, value in (("--weights", args.weights), ("--th-warp", args.th_warp),
+                                    ("--dfc-sizes", args.dfc_sizes)) if value is not None]
+  if given:
+    raise UserError(f"{', '.join(given)} go with --preset dfvi")
+
+
 @cli_entry
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  if args.pretrained and args.fill_method:
+    raise UserError("--pretrained and --fill-method both choose the image inpainter; give one")
   from flowinpaint.video import io as vio  # Lazy: keep --help fast.
   from flowinpaint.video import pipeline
 
+  _check_preset_flags(args)
   info = vio.probe(args.video, default_fps=args.input_fps)
   if (args.masks is None) == (args.segment is None):
     raise UserError("give either --masks or --segment person")
+  if args.segment and not args.segmentation_weights and args.preset:
+    from flowinpaint.video import dfvi
+    args.segmentation_weights = dfvi.segmentation_weights(args.weights)
   if args.segment and not args.segmentation_weights:
     raise UserError("--segment needs --segmentation-weights FILE (a torchvision fcn_resnet50 or "
                     "deeplabv3_resnet50 .pth; nothing is downloaded)")
@@ -189,11 +261,22 @@ def main(argv: Sequence[str] | None = None) -> int:
       if info.audio.others:
         print(f"note: {args.video} has {info.audio.others + 1} audio streams; only the default "
               f"one ({info.audio}) is kept", file=sys.stderr)
-  from flowinpaint.inference import make_inpainter
-  from flowinpaint.video.flow import make_flow_estimator
-  estimator = _make_part("--flow", args.flow, make_flow_estimator)
-  completer = _make_part("--flow-completion", args.flow_completion, pipeline.make_flow_completer)
-  inpainter = _make_part("--fill-method", args.fill_method, make_inpainter)
+  config = pipeline.RemovalConfig()
+  if args.preset:
+    from flowinpaint.video import dfvi
+    parts = dfvi.preset_parts(
+        args.preset, args.weights, th_warp=dfvi.TH_WARP if args.th_warp is None else args.th_warp,
+        refine_sizes=parse_dfc_sizes(args.dfc_sizes) if args.dfc_sizes else dfvi.REFINE_SIZES)
+    estimator, completer = parts.flow_estimator, parts.flow_completer
+    inpainter, config = parts.inpainter, parts.config
+  else:
+    from flowinpaint.inference import make_inpainter
+    from flowinpaint.video.flow import make_flow_estimator
+    pretrained.resolve_args(args, "fill_method")
+    estimator = _make_part("--flow", args.flow or "dis", make_flow_estimator)
+    completer = _make_part("--flow-completion", args.flow_completion or "laplacian",
+                           pipeline.make_flow_completer)
+    inpainter = _make_part("--fill-method", args.fill_method or "telea", make_inpainter)
 
   keep = set(indices)
 
@@ -233,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     for frame in pipeline.remove_stream(
         frames(), mask_iter(), num_frames=len(indices), flow_estimator=estimator,
-        flow_completer=completer, inpainter=inpainter,
+        flow_completer=completer, inpainter=inpainter, config=config,
         max_frames=args.max_frames_in_memory, stages=stages):
       stages.start("write")
       writer.write(frame, times[writer.count])

@@ -48,6 +48,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from flowinpaint import inference
+from flowinpaint import pretrained
 from flowinpaint.errors import UserError, cli_entry
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "output of flowinpaint.convert)")
   how.add_argument("--method", choices=inference.method_names(),
                    help="a method that needs no trained model: " + inference.methods_help())
+  pretrained.add_arguments(p, how)
   p.add_argument("--host", default="127.0.0.1",
                  help="address to listen on (default 127.0.0.1: this machine only)")
   p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
@@ -376,8 +378,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise UserError(f"--port {args.port} is not a port number")
   if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
     raise UserError("--max-upload-mb and --max-megapixels must be positive")
+  pretrained.resolve_args(args)
   inpainter = inference.make_inpainter(args.checkpoint or args.method)
-  name = getattr(inpainter, "name", None) or (args.method or args.checkpoint)
+  name = args.pretrained or getattr(inpainter, "name", None) or (args.method or args.checkpoint)
   app = App(make_inpaint_fn(inpainter), name=str(name),
             max_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=int(args.max_megapixels * 1e6), max_queue=args.max_queue,

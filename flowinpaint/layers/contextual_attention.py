@@ -13,7 +13,11 @@ the ceil grid matches the TF-'SAME' raw patch grid, so any size works. 'align_co
 reference's `resize_nearest_neighbor(align_corners=True)` (`resize_nearest_align_corners`):
 row round(i * (H - 1) / (H / rate - 1)), i.e. even rows in the first half and odd rows in the
 second; like the reference it needs sizes divisible by `rate`. Weights trained in TF reproduce
-its outputs exactly only with 'align_corners'.
+its outputs exactly only with 'align_corners'. 'grid_bilinear' is what Deep Flow-Guided Video
+Inpainting's PyTorch port of DeepFill v1 computed under the torch it names (0.4.0): its
+`down_sample(mode='nearest')` calls `F.grid_sample`, which in 0.4.0 ignored `mode` and sampled
+bilinearly with corner-aligned coordinates, at the grid i / (H / rate) * 2 - 1, i.e. rows
+i * (H - 1) / (H / rate) blended with their neighbours (`grid_bilinear_taps`).
 """
 
 from __future__ import annotations
@@ -48,16 +52,38 @@ def resize_nearest_align_corners(x: jax.Array, height: int, width: int) -> jax.A
   return x[:, rows][:, :, cols]
 
 
+def grid_bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(lower rows, upper rows, upper weights) of the DFVI port's 1/rate downscale under torch
+  0.4.0: grid g = i / n_out * 2 - 1 and source (g + 1) / 2 * (n_in - 1), bilinear; computed
+  in float32 in the same order as the port and the grid sampler."""
+  g = np.arange(n_out, dtype=np.float32) / np.float32(n_out) * np.float32(2) - np.float32(1)
+  src = (g + np.float32(1)) / np.float32(2) * np.float32(n_in - 1)
+  lo = np.floor(src).astype(np.int64)
+  return lo, np.minimum(lo + 1, n_in - 1), (src - lo.astype(np.float32)).astype(np.float32)
+
+
+def _grid_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
+  ylo, yhi, wy = grid_bilinear_taps(x.shape[1], height)
+  xlo, xhi, wx = grid_bilinear_taps(x.shape[2], width)
+  wy = jnp.asarray(wy, x.dtype)[None, :, None, None]
+  wx = jnp.asarray(wx, x.dtype)[None, None, :, None]
+  rows = x[:, ylo] * (1 - wy) + x[:, yhi] * wy
+  return rows[:, :, xlo] * (1 - wx) + rows[:, :, xhi] * wx
+
+
 def _downscale(x: jax.Array, rate: int, mode: str) -> jax.Array:
   if mode == 'stride':
     return x[:, ::rate, ::rate]
+  if mode == 'grid_bilinear':
+    return _grid_bilinear(x, x.shape[1] // rate, x.shape[2] // rate)
   if mode == 'align_corners':
     h, w = x.shape[1:3]
     if h % rate or w % rate:
       raise ValueError(f"downscale='align_corners' needs sizes divisible by rate {rate} (as "
                        f'the TF reference), got {h}x{w}')
     return resize_nearest_align_corners(x, h // rate, w // rate)
-  raise ValueError(f"downscale must be 'stride' or 'align_corners', got {mode!r}")
+  raise ValueError(f"downscale must be 'stride', 'align_corners' or 'grid_bilinear', got "
+                   f'{mode!r}')
 
 
 def _extract_patches(x: jax.Array, k: int, stride: int) -> jax.Array:
@@ -175,6 +201,7 @@ def contextual_attention(
     return_offsets: bool = True,
     patch_norm: str = 'max',
     downscale: str = 'stride',
+    mask_downscale: Optional[str] = None,
 ) -> tuple[jax.Array, Optional[jax.Array]]:
   """Contextual attention with DeepFill's exact semantics, batched over samples.
 
@@ -199,8 +226,11 @@ def contextual_attention(
       added per element before the sum (the PyTorch port nipponjo/deepfillv2-pytorch, whose
       converted DeepFill v2 weights reproduce exactly only this way).
     downscale: how f, b and the mask are downscaled by 1/rate for matching: 'stride' (every
-      `rate`-th pixel; any size) or 'align_corners' (the TF reference's nearest resize; sizes
-      divisible by `rate`). See the module docstring.
+      `rate`-th pixel; any size), 'align_corners' (the TF reference's nearest resize; sizes
+      divisible by `rate`) or 'grid_bilinear' (DFVI's port under torch 0.4.0). See the module
+      docstring.
+    mask_downscale: the mask's downscale, when it differs from f's and b's (DFVI's port takes
+      its 1/8 mask as every 8th pixel: 'stride' of the 1/4 mask); None: `downscale`.
 
   Returns:
     y: [B, Hf, Wf, C] in f's dtype.
@@ -238,7 +268,8 @@ def contextual_attention(
   if mask is None:
     mm = jnp.ones((bsz, nb), jnp.float32)
   else:
-    md = _downscale(jnp.broadcast_to(mask, (bsz, hb, wb, mask.shape[-1])), rate, downscale)
+    md = _downscale(jnp.broadcast_to(mask, (bsz, hb, wb, mask.shape[-1])), rate,
+                    mask_downscale or downscale)
     hole = jnp.any(md != 0, axis=-1, keepdims=True).astype(jnp.float32)
     pads = (same_pads(hole.shape[1], ksize, stride), same_pads(hole.shape[2], ksize, stride))
     count = lax.reduce_window(hole, 0., lax.add, (1, ksize, ksize, 1), (1, stride, stride, 1),
@@ -315,6 +346,7 @@ class ContextualAttention(nn.Module):
   dtype: Optional[Any] = None
   patch_norm: str = 'max'
   downscale: str = 'stride'
+  mask_downscale: Optional[str] = None
 
   def __call__(self, f: jax.Array, b: jax.Array,
                mask: Optional[jax.Array] = None) -> tuple[jax.Array, Optional[jax.Array]]:
@@ -324,4 +356,4 @@ class ContextualAttention(nn.Module):
         f, b, mask, ksize=self.ksize, stride=self.stride, rate=self.rate, fuse_k=self.fuse_k,
         softmax_scale=self.softmax_scale, fuse=self.fuse, chunk_size=self.chunk_size,
         return_offsets=self.return_offsets, patch_norm=self.patch_norm,
-        downscale=self.downscale)
+        downscale=self.downscale, mask_downscale=self.mask_downscale)

@@ -77,6 +77,7 @@ class RefineNetwork(_Convs):
   ca_chunk_size: Optional[int] = None
   return_offsets: bool = False
   tf_resize: bool = False
+  attention_downscale: Optional[str] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array):
@@ -102,10 +103,11 @@ class RefineNetwork(_Convs):
       mask_s = resize_nearest_align_corners(mask, *a.shape[1:3])
     else:
       mask_s = mask[:, ::4, ::4]
+    mask_mode = 'align_corners' if self.tf_resize else 'stride'
     a, offsets = contextual_attention(
         a, a, mask_s, ksize=3, stride=1, rate=2, chunk_size=self.ca_chunk_size,
-        return_offsets=self.return_offsets,
-        downscale='align_corners' if self.tf_resize else 'stride')
+        return_offsets=self.return_offsets, downscale=self.attention_downscale or mask_mode,
+        mask_downscale=mask_mode)
     a = self.conv(a, 4 * c, 3, 'pmconv9')
     a = self.conv(a, 4 * c, 3, 'pmconv10')
     # Merged decoder.
@@ -134,10 +136,16 @@ class Generator(nn.Module):
       align_corners=True)`, which picks rows round(i * (n - 1) / (n / s - 1)); False keeps every
       4th / 2nd pixel. Converted release weights (`--from deepfill_v1_tf`) set it; H and W
       must then be multiples of 8, as the reference requires anyway.
+    attention_downscale: how contextual attention downscales its features by 1/2 when it
+      differs from the mask's: 'grid_bilinear' is Deep Flow-Guided Video Inpainting's PyTorch
+      port as its authors ran it (torch 0.4.0; layers/contextual_attention.py), set by
+      `convert --from deepfill_v1_dfvi_pth`; the port's mask is every 8th pixel (tf_resize off).
+      None: as the mask.
   """
   cnum: int = 32
   ca_chunk_size: Optional[int] = None
   tf_resize: bool = False
+  attention_downscale: Optional[str] = None
   dtype: Optional[Dtype] = None
 
   @nn.compact
@@ -156,7 +164,8 @@ class Generator(nn.Module):
     pasted = coarse * mask + masked * (1.0 - mask)
     refine = RefineNetwork(cnum=self.cnum, ca_chunk_size=self.ca_chunk_size,
                            return_offsets=not train, tf_resize=self.tf_resize,
-                           dtype=self.dtype, name='refine')
+                           attention_downscale=self.attention_downscale, dtype=self.dtype,
+                           name='refine')
     fine, offsets = refine(stage_input(pasted), mask)
     out = {'output': jnp.clip(fine.astype(jnp.float32), -1.0, 1.0), 'coarse': coarse}
     if offsets is not None:
@@ -210,7 +219,8 @@ class Critics(nn.Module):
 def make_generator(cfg, dtype) -> Generator:
   chunk = cfg.get('ca_chunk_size', 0)
   return Generator(cnum=cfg.get('cnum', 32), ca_chunk_size=chunk or None,
-                   tf_resize=cfg.get('tf_resize', False), dtype=dtype)
+                   tf_resize=cfg.get('tf_resize', False),
+                   attention_downscale=cfg.get('attention_downscale', '') or None, dtype=dtype)
 
 
 def make_discriminator(cfg, dtype) -> Critics:

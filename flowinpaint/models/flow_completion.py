@@ -34,6 +34,22 @@ each stage's resolution) and leave multiplied by it.
 Returns {'output': stage 3 [B, H, W, 2], 'coarse': stage 1 upsampled (trained with
 config.loss.coarse_weight)}; at inference (train=False) also 'target': the centre input flow, the
 known flow outside the hole, which the trainer's predict composites with.
+
+The authors' released stages (`dfc_stage`, `DFVIStage`, converted by `convert --from
+dfc_net_pth`, run by flowinpaint.video.dfvi as the authors' test scripts run them) are single
+networks with `DFCStage(variant='dfvi')`. Compared with the from-scratch stack above, layer by
+layer:
+* backbone: their Caffe-style dilated ResNet (`segmentation.ResNet(style='dfvi')`: stem conv
+  with a bias, ceil-mode max pool, stride in the bottleneck's 1x1 conv, every block of layer3 /
+  layer4 dilated 2 / 4) with frozen BatchNorm;
+* multi-scale head (ResNet-50, `FlowModule_MultiScale`): the same three convs, but its sizes
+  are floor(H / 4), floor(H / 2) (here ceil) and its resizes torch's bilinear with
+  align_corners=False, never antialiased (`segmentation.resize_bilinear`);
+* single-scale head (ResNet-101, `FlowModule_SingleScale`, the movie demo's stage): a 1x1
+  conv to the flow channels at 1/8, then bilinear to the input size;
+* the stage predicts the flow itself (2 channels at stage 1, forward + backward = 4 at the
+  refinement stages), in pixels: no residual, no `flow_norm`, no rescaling inside; the caller
+  resizes flows and composites (`pred * M + flow * (1 - M)`).
 """
 
 from __future__ import annotations
@@ -45,7 +61,7 @@ import jax
 import jax.numpy as jnp
 
 from flowinpaint.models import registry
-from flowinpaint.models.segmentation import ResNet
+from flowinpaint.models.segmentation import ResNet, resize_bilinear
 
 Array = jax.Array
 
@@ -57,35 +73,111 @@ def _resize(x: Array, height: int, width: int) -> Array:
 
 
 class FlowHead(nn.Module):
-  """DFVI's FlowModule_MultiScale: 1/8 features -> full-resolution flow."""
+  """DFVI's FlowModule_MultiScale: 1/8 features -> full-resolution flow.
+
+  `variant='dfvi'` takes the authors' floor sizes and torch's bilinear resize (see the module
+  docstring); the default rounds the 1/4 and 1/2 sizes up and resizes with jax.image.
+  """
   width: int = 64
+  out_channels: int = 2
+  dtype: Any = jnp.float32
+  variant: str = "flowinpaint"
+
+  @nn.compact
+  def __call__(self, x: Array, height: int, width: int) -> Array:
+    if self.variant == "dfvi":
+      size = lambda n, d: n // d
+      resize = lambda y, h, w: resize_bilinear(y, h, w) if y.shape[1:3] != (h, w) else y
+    else:
+      size = lambda n, d: -(-n // d)
+      resize = _resize
+    x = resize(x, size(height, 4), size(width, 4))
+    x = nn.relu(nn.Conv(self.width * 4, (5, 5), padding=2, dtype=self.dtype, name="conv4")(x))
+    x = resize(x, size(height, 2), size(width, 2))
+    x = nn.relu(nn.Conv(self.width * 2, (3, 3), padding=1, dtype=self.dtype, name="conv2")(x))
+    x = resize(x, height, width)
+    return nn.Conv(self.out_channels, (1, 1), dtype=self.dtype, name="flow",
+                   kernel_init=nn.initializers.variance_scaling(0.1, "fan_in", "normal"))(x)
+
+
+class SingleScaleFlowHead(nn.Module):
+  """DFVI's FlowModule_SingleScale (the ResNet-101 stage): 1x1 conv at 1/8, then bilinear
+  (torch, align_corners=False) to the input size."""
   out_channels: int = 2
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, height: int, width: int) -> Array:
-    x = _resize(x, -(-height // 4), -(-width // 4))
-    x = nn.relu(nn.Conv(self.width * 4, (5, 5), padding=2, dtype=self.dtype, name="conv4")(x))
-    x = _resize(x, -(-height // 2), -(-width // 2))
-    x = nn.relu(nn.Conv(self.width * 2, (3, 3), padding=1, dtype=self.dtype, name="conv2")(x))
-    x = _resize(x, height, width)
-    return nn.Conv(self.out_channels, (1, 1), dtype=self.dtype, name="flow",
-                   kernel_init=nn.initializers.variance_scaling(0.1, "fan_in", "normal"))(x)
+    x = nn.Conv(self.out_channels, (1, 1), dtype=self.dtype, name="flow")(x)
+    return resize_bilinear(x.astype(jnp.float32), height, width)
 
 
 class DFCStage(nn.Module):
-  """One subnetwork: dilated ResNet + multi-scale flow head."""
+  """One subnetwork: dilated ResNet + flow head.
+
+  Attributes:
+    stage_sizes, width, norm: the backbone (ResNet-50: (3, 4, 6, 3), 64; ResNet-101:
+      (3, 4, 23, 3)).
+    out_channels: flow channels out (2; DFVI's refinement stages 4: forward and backward).
+    variant: 'flowinpaint' (trained here) or 'dfvi' (the authors' released stages: their
+      backbone and head sizes, see the module docstring).
+    head: 'multi' (FlowModule_MultiScale) or 'single' (FlowModule_SingleScale).
+  """
   stage_sizes: Sequence[int] = (3, 4, 6, 3)
   width: int = 64
   norm: str = "batch"
   dtype: Any = jnp.float32
+  out_channels: int = 2
+  variant: str = "flowinpaint"
+  head: str = "multi"
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
+    if self.variant not in ("flowinpaint", "dfvi"):
+      raise ValueError(f"unknown DFC-Net variant {self.variant!r}; choose flowinpaint or dfvi")
     h, w = x.shape[1:3]
-    feats = ResNet(self.stage_sizes, self.width, norm=self.norm, dtype=self.dtype,
+    style = "dfvi" if self.variant == "dfvi" else "torchvision"
+    feats = ResNet(self.stage_sizes, self.width, norm=self.norm, style=style, dtype=self.dtype,
                    name="backbone")(x, train)
-    return FlowHead(self.width, dtype=self.dtype, name="head")(feats, h, w).astype(jnp.float32)
+    if self.head == "single":
+      out = SingleScaleFlowHead(self.out_channels, dtype=self.dtype, name="head")(feats, h, w)
+    elif self.head == "multi":
+      out = FlowHead(self.width, self.out_channels, dtype=self.dtype, variant=self.variant,
+                     name="head")(feats, h, w)
+    else:
+      raise ValueError(f"unknown DFC-Net head {self.head!r}; choose multi or single")
+    return out.astype(jnp.float32)
+
+
+BACKBONES = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+class DFVIStage(nn.Module):
+  """One of Deep Flow-Guided Video Inpainting's released DFC-Net stages, as a generator.
+
+  `__call__(image [B, H, W, 33 or 66], mask (unused), *, train) -> {'output': flow [B, H, W,
+  out_channels]}`: the stage's raw prediction in pixels at the input's size (any size). The
+  image is the authors' input: per frame of the window (u, v, hole) for 11 frames (stage 1),
+  or 11 forward then 11 backward (refinement stages). Compositing, resizing and the windows are
+  the caller's (flowinpaint.video.dfvi).
+
+  Attributes:
+    depth: 50 (Flow_Branch_Multi, multi-scale head) or 101 (Flow_Branch, single-scale head).
+    out_channels: 2 (stage 1) or 4 (stages 2 and 3: forward and backward flow).
+  """
+  depth: int = 50
+  out_channels: int = 2
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, image: Array, mask: Array, *, train: bool = False) -> dict[str, Array]:
+    del mask, train  # The hole is a channel of the image; BatchNorm is frozen.
+    if self.depth not in BACKBONES:
+      raise ValueError(f"DFVI stages are ResNet-50 or ResNet-101, not {self.depth}")
+    stage = DFCStage(BACKBONES[self.depth], 64, norm="frozen", dtype=self.dtype,
+                     out_channels=self.out_channels, variant="dfvi",
+                     head="multi" if self.depth == 50 else "single", name="stage")
+    return {"output": stage(jnp.asarray(image, jnp.float32), False)}
 
 
 class DFCNet(nn.Module):
@@ -159,3 +251,13 @@ def make_generator(cfg, dtype) -> nn.Module:
 # 32: a 3/4-scale stage still has sizes divisible by the backbone's stride 8.
 SPEC = registry.register(registry.ModelSpec(
     name="dfc_net", make_generator=make_generator, make_discriminator=None, multiple=32))
+
+
+def make_dfvi_stage(cfg, dtype) -> nn.Module:
+  return DFVIStage(depth=cfg.get("depth", 50), out_channels=cfg.get("out_channels", 2),
+                   dtype=dtype)
+
+
+# Inference only (converted weights); any input size works.
+DFVI_SPEC = registry.register(registry.ModelSpec(
+    name="dfc_stage", make_generator=make_dfvi_stage, make_discriminator=None, multiple=1))

@@ -57,7 +57,8 @@ def _import_builtin_models() -> None:
   # Importing a model module registers it; missing optional modules are skipped.
   import importlib
   for module in ("deepfill_v2", "deepfill_v1", "glcic", "pconv_unet", "structure_flow",
-                 "flow_estimation", "flow_completion", "flownet2"):
+                 "flow_estimation", "flow_completion", "flownet2",
+                 "edge_connect"):
     try:
       importlib.import_module(f"flowinpaint.models.{module}")
     except ModuleNotFoundError as e:

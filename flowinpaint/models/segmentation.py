@@ -16,7 +16,12 @@ Inputs are NHWC float images normalised with the ImageNet mean/std (`normalize`)
 logits [B, H, W, num_classes] over the 21 Pascal VOC classes (person = 15).
 
 `ResNet` is also the backbone of DFC-Net (flowinpaint.models.flow_completion), with a width and
-depth knob and a choice of normalisation.
+depth knob, a choice of normalisation, and `style='dfvi'`: the Caffe-style dilated ResNet of
+Deep Flow-Guided Video Inpainting's released stages (models/resnet_models.py of
+nbei/Deep-Flow-Guided-Video-Inpainting), which differs from torchvision's in four places: the
+7x7 stem conv has a bias; the stem's 3x3 max pool rounds its output size up (ceil_mode); a
+bottleneck strides in its first 1x1 conv, not in the 3x3; and every block of layer3 / layer4
+dilates by 2 / 4 (torchvision keeps the previous dilation in a dilated layer's first block).
 """
 
 from __future__ import annotations
@@ -62,19 +67,25 @@ def _conv(features: int, kernel: int, *, stride: int = 1, dilation: int = 1, bia
 
 
 class Bottleneck(nn.Module):
-  """ResNet v1.5 bottleneck: 1x1 -> 3x3 (stride, dilation) -> 1x1 (x4), residual."""
+  """ResNet bottleneck: 1x1 -> 3x3 (dilation) -> 1x1 (x4), residual.
+
+  The stride is in the 3x3 conv (v1.5, torchvision) or, `stride_in_1x1`, in the first 1x1
+  (v1 / Caffe, DFVI's stages).
+  """
   planes: int
   stride: int = 1
   dilation: int = 1
   downsample: bool = False
   norm: str = "batch"
+  stride_in_1x1: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
     n = lambda name: _norm(self.norm, train, name, self.dtype)
-    out = nn.relu(n("bn1")(_conv(self.planes, 1, name="conv1", dtype=self.dtype)(x)))
-    out = _conv(self.planes, 3, stride=self.stride, dilation=self.dilation, name="conv2",
+    s1, s3 = (self.stride, 1) if self.stride_in_1x1 else (1, self.stride)
+    out = nn.relu(n("bn1")(_conv(self.planes, 1, stride=s1, name="conv1", dtype=self.dtype)(x)))
+    out = _conv(self.planes, 3, stride=s3, dilation=self.dilation, name="conv2",
                 dtype=self.dtype)(out)
     out = nn.relu(n("bn2")(out))
     out = n("bn3")(_conv(self.planes * 4, 1, name="conv3", dtype=self.dtype)(out))
@@ -93,18 +104,25 @@ class ResNet(nn.Module):
       4x that many output channels.
     dilate: per layer 2..4, dilate instead of striding ((False, True, True): output stride 8).
     norm: 'batch', 'frozen' or 'group'.
+    style: 'torchvision' or 'dfvi' (the released DFC-Net stages' variant; see the module
+      docstring).
   """
   stage_sizes: Sequence[int] = (3, 4, 6, 3)
   width: int = 64
   dilate: Sequence[bool] = (False, True, True)
   norm: str = "batch"
+  style: str = "torchvision"
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
-    x = _conv(self.width, 7, stride=2, name="conv1", dtype=self.dtype)(x)
+    if self.style not in ("torchvision", "dfvi"):
+      raise ValueError(f"unknown ResNet style {self.style!r}; choose torchvision or dfvi")
+    dfvi = self.style == "dfvi"
+    x = _conv(self.width, 7, stride=2, bias=dfvi, name="conv1", dtype=self.dtype)(x)
     x = nn.relu(_norm(self.norm, train, "bn1", self.dtype)(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    pads = [(1, 1 + (_ceil_extra(n) if dfvi else 0)) for n in x.shape[1:3]]
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=pads)
     inplanes, dilation = self.width, 1
     for i, blocks in enumerate(self.stage_sizes):
       planes = self.width * 2 ** i
@@ -112,14 +130,27 @@ class ResNet(nn.Module):
       if i > 0 and self.dilate[i - 1]:
         dilation *= stride
         stride = 1
+      if dfvi:
+        previous = dilation
       for j in range(blocks):
         first = j == 0
         x = Bottleneck(planes, stride=stride if first else 1,
                        dilation=previous if first else dilation,
                        downsample=first and (stride != 1 or inplanes != planes * 4),
-                       norm=self.norm, dtype=self.dtype, name=f"layer{i + 1}_{j}")(x, train)
+                       norm=self.norm, stride_in_1x1=dfvi, dtype=self.dtype,
+                       name=f"layer{i + 1}_{j}")(x, train)
         inplanes = planes * 4
     return x
+
+
+def _ceil_extra(n: int) -> int:
+  """Extra bottom/right padding that makes a 3x3 stride-2 pad-1 max pool round its output size
+  up, as torch's ceil_mode (whose last window must still start inside the padded input)."""
+  floor_out = (n + 2 - 3) // 2 + 1
+  ceil_out = -(-(n + 2 - 3) // 2) + 1
+  if (ceil_out - 1) * 2 >= n + 1:
+    ceil_out -= 1
+  return ceil_out - floor_out
 
 
 def resize_bilinear(x: Array, height: int, width: int) -> Array:

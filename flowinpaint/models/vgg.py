@@ -57,10 +57,13 @@ class VGGFeatures(nn.Module):
     depth: 16 or 19.
     outputs: names from `layer_names(depth)`.
     dtype: compute dtype (params stay float32).
+    imagenet_standardise: False feeds the [0, 1] image as it is (EdgeConnect's losses do: their
+      VGG-19 sees [0, 1] images without the ImageNet mean and std).
   """
   depth: int = 19
   outputs: Sequence[str] = ("relu3_1",)
   dtype: Optional[Any] = None
+  imagenet_standardise: bool = True
 
   @nn.compact
   def __call__(self, images: Array) -> dict[str, Array]:
@@ -71,7 +74,9 @@ class VGGFeatures(nn.Module):
     last = max(names.index(n) for n in self.outputs)
     mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
     std = jnp.asarray(IMAGENET_STD, jnp.float32)
-    x = ((images.astype(jnp.float32) + 1.0) * 0.5 - mean) / std
+    x = (images.astype(jnp.float32) + 1.0) * 0.5
+    if self.imagenet_standardise:
+      x = (x - mean) / std
     x = x.astype(self.dtype or jnp.float32)
     feats, position = {}, 0
     for b, widths in enumerate(_plan(self.depth), 1):

@@ -10,6 +10,10 @@ Two recipes, each as its paper defines it (images [B, H, W, 3] in [-1, 1], masks
   mean|F(out) - F(gt)| (0.1); style on the hole only, Gram of F(out * M) vs F(gt * M) at relu2_2,
   relu3_4, relu4_4, relu5_2 (250); sampling correctness at relu3_1 (0.25), see
   `sampling_correctness`.
+* 'edge_connect' (Nazeri et al. 2019, VGG-19): the same content and hole-style terms as
+  EdgeConnect's code computes them: its VGG sees [0, 1] images without ImageNet standardisation,
+  and the hole is cut out in [0, 1] units (out01 * M, black outside the hole). Paper weights 0.1
+  and 250.
 
 The VGG weights are frozen: they arrive as an argument of the train step, never trained.
 """
@@ -26,7 +30,7 @@ from flowinpaint.models.vgg import VGGFeatures
 
 Array = jax.Array
 
-RECIPES = ("none", "pconv", "structure_flow")
+RECIPES = ("none", "pconv", "structure_flow", "edge_connect")
 _PCONV_LAYERS = ("pool1", "pool2", "pool3")
 _SF_CONTENT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _SF_STYLE = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")
@@ -136,13 +140,15 @@ def sampling_correctness(target_feats: Array, source_feats: Array, flow: Array, 
   return jnp.sum(loss_map * hole) / (jnp.sum(hole) + eps)
 
 
-def _features(vgg_params, depth: int, layers, *images: Array) -> list[dict[str, Array]]:
+def _features(vgg_params, depth: int, layers, *images: Array, standardise: bool = True
+              ) -> list[dict[str, Array]]:
   """VGG features of several image batches in one forward pass.
 
   The batches are interleaved per sample (not concatenated) so that a batch sharded over
   devices stays on its devices.
   """
-  net = VGGFeatures(depth=depth, outputs=tuple(sorted(set(layers))))
+  net = VGGFeatures(depth=depth, outputs=tuple(sorted(set(layers))),
+                    imagenet_standardise=standardise)
   b, k = images[0].shape[0], len(images)
   both = jnp.stack(images, axis=1).reshape((b * k,) + images[0].shape[1:])
   feats = net.apply({"params": vgg_params}, both)
@@ -177,6 +183,16 @@ def feature_losses(cfg: FeatureLossConfig, vgg_params, preds: dict[str, Array], 
     if cfg.style_weight:
       out["style_loss"] = cfg.style_weight * (
           style(f_out, f_gt, _PCONV_LAYERS) + style(f_comp, f_gt, _PCONV_LAYERS))
+    return out
+
+  if cfg.recipe == "edge_connect":
+    if cfg.perceptual_weight or cfg.style_weight:
+      # x01 * M in [-1, 1] units is (x + 1) * M - 1.
+      f_out, f_gt, f_out_hole, f_gt_hole = _features(
+          vgg_params, 19, _SF_CONTENT + _SF_STYLE, output, target, (output + 1.0) * mask - 1.0,
+          (target + 1.0) * mask - 1.0, standardise=False)
+      out["perceptual_loss"] = cfg.perceptual_weight * perceptual(f_out, f_gt, _SF_CONTENT)
+      out["style_loss"] = cfg.style_weight * style(f_out_hole, f_gt_hole, _SF_STYLE)
     return out
 
   # structure_flow

@@ -13,6 +13,16 @@ def l1(pred: Array, target: Array) -> Array:
   return jnp.mean(jnp.abs(pred - target))
 
 
+def l1_over_hole(pred: Array, target: Array, mask: Array) -> Array:
+  """EdgeConnect's L1: the mean absolute error over every pixel divided by the hole fraction.
+
+  (`l1(out, gt) / mean(M)`: the loss of a batch with small holes is scaled up.) The fraction is
+  floored at one pixel of the batch, so an empty mask gives a large but finite loss.
+  """
+  fraction = jnp.maximum(jnp.mean(mask), 1.0 / mask.size)
+  return jnp.mean(jnp.abs(pred - target)) / fraction
+
+
 def mse_hole(pred: Array, target: Array, mask: Array) -> Array:
   """GLCIC's masked MSE: mean over pixels of (M * (pred - target))^2."""
   return jnp.mean(jnp.square(mask * (pred - target)))
@@ -68,6 +78,8 @@ def reconstruction_loss(kind: str, *, gamma: float = 0.99) -> Callable[[Array, A
     return lambda p, t, m: l1(p, t)
   if kind == "mse_hole":
     return mse_hole
+  if kind == "l1_over_hole":
+    return l1_over_hole
   if kind == "discounted_l1":
     return lambda p, t, m: discounted_l1(p, t, m, gamma=gamma)
   if kind == "pconv":
@@ -75,8 +87,8 @@ def reconstruction_loss(kind: str, *, gamma: float = 0.99) -> Callable[[Array, A
   if kind in _FLOW_LOSSES:  # Defined next to the flow models; imported only when asked for.
     import importlib
     return getattr(importlib.import_module("flowinpaint.train.flow_losses"), _FLOW_LOSSES[kind])
-  raise ValueError(f"unknown reconstruction loss {kind!r}; choose l1, mse_hole, discounted_l1, "
-                   f"pconv, {', '.join(_FLOW_LOSSES)}")
+  raise ValueError(f"unknown reconstruction loss {kind!r}; choose l1, mse_hole, l1_over_hole, "
+                   f"discounted_l1, pconv, {', '.join(_FLOW_LOSSES)}")
 
 
 # Flow losses: config name -> fn(pred, target, mask) in flowinpaint/train/flow_losses.py.
@@ -104,6 +116,11 @@ def bce_g(fake: Array) -> Array:
   return jnp.mean(jax.nn.softplus(-fake))
 
 
+def nsgan_d(real: Array, fake: Array) -> Array:
+  """EdgeConnect's non-saturating GAN: the mean of the BCE on real (-> 1) and fake (-> 0)."""
+  return 0.5 * bce_d(real, fake)
+
+
 def wgan_d(real: Array, fake: Array) -> Array:
   """WGAN critic loss (the gradient penalty is added by the step, it needs the critic)."""
   return jnp.mean(fake) - jnp.mean(real)
@@ -125,6 +142,7 @@ def lsgan_g(fake: Array) -> Array:
 ADVERSARIAL = {
     "hinge": (hinge_d, hinge_g),
     "bce": (bce_d, bce_g),
+    "nsgan": (nsgan_d, bce_g),
     "wgan_gp": (wgan_d, wgan_g),
     "lsgan": (lsgan_d, lsgan_g),
 }

@@ -75,12 +75,15 @@ def format_duration(seconds: float) -> str:
 
 def sample_grid(masked: np.ndarray, mask: np.ndarray, output: np.ndarray,
                 target: np.ndarray) -> np.ndarray:
-  """Rows of [masked input | mask | output | ground truth]; inputs in [-1, 1], NHWC.
+  """Rows of [masked input | mask | output | ground truth]; inputs in [-1, 1], NHWC, 3 channels
+  or 1 (gray, e.g. edge maps).
 
   Returns uint8 [N * H, 4 * W, 3].
   """
   def to_uint8(x):
-    return np.clip(np.round((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    x = np.asarray(x, np.float32)
+    x = np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+    return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
   mask_rgb = np.repeat(np.asarray(mask, np.float32), 3, axis=-1) * 2.0 - 1.0
   columns = [to_uint8(masked), to_uint8(mask_rgb), to_uint8(output), to_uint8(target)]

@@ -36,6 +36,24 @@ def make_optimizer(opt_config, learning_rate: float) -> optax.GradientTransforma
   return tx
 
 
+def discriminator_example(generator, g_vars: PyTree, image: jax.Array, mask: jax.Array,
+                          target: Optional[Any] = None) -> jax.Array:
+  """Zeros shaped like what the discriminator sees, to initialise it with.
+
+  That is what the generator must produce (`target` when the batch has one, else the
+  generator's own 'target' output if any, else the image), after the generator's 'condition'
+  channels if it returns any (steps.critic_input). Traced only (eval_shape), nothing computed.
+  """
+  if target is not None:
+    return jnp.zeros(target.shape, jnp.float32)
+  outs = jax.eval_shape(lambda v: generator.apply(v, image, mask, train=False), g_vars)
+  outs = outs if isinstance(outs, dict) else {}
+  shape = tuple(outs["target"].shape) if "target" in outs else tuple(image.shape)
+  if "condition" in outs:
+    shape = shape[:-1] + (shape[-1] + outs["condition"].shape[-1],)
+  return jnp.zeros(shape, jnp.float32)
+
+
 def create_state(rng: jax.Array, generator, discriminator, g_tx, d_tx, *,
                  image_size: Optional[int] = None, batch_size: int = 1,
                  example_batch: Optional[dict[str, Any]] = None) -> GanState:
@@ -57,8 +75,7 @@ def create_state(rng: jax.Array, generator, discriminator, g_tx, d_tx, *,
   if discriminator is None:
     d_vars, d_opt = {}, {}
   else:
-    # The discriminator sees what the generator must produce: the batch's target if any.
-    real = jnp.zeros(example_batch.get("target", example_batch["image"]).shape, jnp.float32)
+    real = discriminator_example(generator, g_vars, image, mask, example_batch.get("target"))
     d_vars = dict(discriminator.init(d_rng, real, mask, train=False))
     d_opt = d_tx.init(d_vars["params"])
   return GanState(step=jnp.zeros((), jnp.int32), rng=rng, g_vars=g_vars, g_opt=g_opt,

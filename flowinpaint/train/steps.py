@@ -21,7 +21,7 @@ from flowinpaint.train.state import GanState
 
 METRIC_NAMES = ("g_loss", "recon_loss", "g_adv_loss", "d_loss", "d_real", "d_fake",
                 "gradient_penalty", "l1_hole", "g_grad_norm", "d_grad_norm", "perceptual_loss",
-                "style_loss", "correctness_loss")
+                "style_loss", "correctness_loss", "feature_matching_loss")
 
 
 @flax.struct.dataclass
@@ -39,11 +39,16 @@ class TrainMetrics(clu_metrics.Collection):
   perceptual_loss: clu_metrics.Average.from_output("perceptual_loss")
   style_loss: clu_metrics.Average.from_output("style_loss")
   correctness_loss: clu_metrics.Average.from_output("correctness_loss")
+  feature_matching_loss: clu_metrics.Average.from_output("feature_matching_loss")
 
 
 # Generator outputs the step reads. 'target' (optional) replaces the image as what the output
-# should match; 'extra_loss' (optional scalar) is added to the generator's loss as it is.
-_DIFFERENTIABLE_OUTPUTS = ("output", "coarse", "target", "extra_loss")
+# should match; 'extra_loss' (optional scalar) is added to the generator's loss as it is;
+# 'condition' (optional, [B, H, W, C']) is put before the discriminator's input channels, real
+# and fake alike (a conditional discriminator: EdgeConnect's edge stage sees [gray, edges]).
+_DIFFERENTIABLE_OUTPUTS = ("output", "coarse", "target", "extra_loss", "condition")
+_CONSTANT_OUTPUTS = ("target", "condition")
+DISCRIMINATOR_INPUTS = ("composite", "output")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +64,18 @@ class LossConfig:
   d_steps: int = 1
   # VGG feature losses; their frozen VGG params are the train step's `vgg_params` argument.
   features: feature_losses.FeatureLossConfig = feature_losses.FeatureLossConfig()
+  # What the discriminator sees as fake: the output pasted into the real image ('composite')
+  # or the raw output ('output', EdgeConnect).
+  discriminator_input: str = "composite"
+  # Discriminator feature matching (EdgeConnect's edge stage): weight x sum over the
+  # discriminator's activations of mean|F(fake) - F(real)|; the discriminator must accept
+  # `return_features=True` and return (logits, [activations]).
+  feature_matching_weight: float = 0.0
+
+  def __post_init__(self):
+    if self.discriminator_input not in DISCRIMINATOR_INPUTS:
+      raise ValueError(f"unknown discriminator_input {self.discriminator_input!r}; choose from "
+                       f"{DISCRIMINATOR_INPUTS}")
 
   @classmethod
   def from_config(cls, config) -> "LossConfig":
@@ -71,7 +88,9 @@ class LossConfig:
                coarse_weight=c.coarse_weight, adversarial=c.adversarial,
                adversarial_weight=c.adversarial_weight, gp_weight=c.gp_weight,
                discount_gamma=c.discount_gamma, d_steps=config.d_steps_per_g_step,
-               features=features)
+               features=features,
+               discriminator_input=c.get("discriminator_input", "composite"),
+               feature_matching_weight=c.get("feature_matching_weight", 0.0))
 
 
 def composite(pred: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:
@@ -85,13 +104,20 @@ def _split_vars(variables):
   return params, rest
 
 
-def _apply(module, params, rest, *args, train: bool):
+def _apply(module, params, rest, *args, train: bool, **kwargs):
   """Applies a module; returns (output, updated non-param collections)."""
   variables = {"params": params, **rest}
   if train and rest:
-    out, updated = module.apply(variables, *args, train=True, mutable=list(rest))
+    out, updated = module.apply(variables, *args, train=True, mutable=list(rest), **kwargs)
     return out, dict(updated)
-  return module.apply(variables, *args, train=train), rest
+  return module.apply(variables, *args, train=train, **kwargs), rest
+
+
+def critic_input(x: jax.Array, condition: Optional[jax.Array]) -> jax.Array:
+  """What a discriminator sees: `x`, after the generator's 'condition' channels if any."""
+  if condition is None:
+    return x
+  return jnp.concatenate([condition.astype(x.dtype), x], axis=-1)
 
 
 def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.GradientTransformation,
@@ -112,6 +138,7 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
   d_adv, g_adv = losses.ADVERSARIAL.get(adv_name, (None, None))
 
   def d_update(d_vars, d_opt, real, fake, mask, rng):
+    # `real` and `fake` already carry the condition channels (critic_input).
     d_params, d_rest = _split_vars(d_vars)
 
     def loss_fn(params):
@@ -150,6 +177,11 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
   # The appearance flow is differentiated only when a loss reads it.
   outputs = _DIFFERENTIABLE_OUTPUTS + (("flow",) if loss_cfg.features.correctness_weight else ())
 
+  def fake_image(output, target, mask):
+    if loss_cfg.discriminator_input == "output":
+      return output
+    return composite(output, target, mask)
+
   def train_step(state: GanState, batch, phase: Phase, vgg_params=None):
     if discriminator is None and phase is not Phase.RECONSTRUCTION:
       raise ValueError(f"phase {phase.value!r} needs a discriminator; this model has none")
@@ -165,8 +197,9 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
       outs, new_rest = _apply(generator, params, g_rest, image, mask,
                               train=phase.trains_generator)
       preds = {k: outs[k].astype(jnp.float32) for k in outputs if k in outs}
-      if "target" in preds:
-        preds["target"] = jax.lax.stop_gradient(preds["target"])
+      for k in _CONSTANT_OUTPUTS:
+        if k in preds:
+          preds[k] = jax.lax.stop_gradient(preds[k])
       return preds, new_rest
 
     if phase.trains_generator:
@@ -177,13 +210,16 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
     # A model that predicts something other than the image (e.g. a structure map) names its
     # target; the reconstruction loss and the discriminator's real input then use it.
     real = preds.get("target", batch.get("target", image))
-    fake = composite(preds["output"], real, mask)
+    fake = fake_image(preds["output"], real, mask)
+    condition = preds.get("condition")
 
     d_vars, d_opt = state.d_vars, state.d_opt
     if phase.trains_discriminator:
       for i in range(loss_cfg.d_steps):
-        d_vars, d_opt, d_stats = d_update(d_vars, d_opt, real, jax.lax.stop_gradient(fake), mask,
-                                          jax.random.fold_in(rng, i))
+        d_vars, d_opt, d_stats = d_update(
+            d_vars, d_opt, critic_input(real, condition),
+            critic_input(jax.lax.stop_gradient(fake), condition), mask,
+            jax.random.fold_in(rng, i))
       stats.update(d_stats)
 
     g_vars, g_opt = state.g_vars, state.g_opt
@@ -196,23 +232,34 @@ def make_train_step(generator, discriminator: Optional[Any], g_tx: optax.Gradien
         if "coarse" in preds:
           recon = recon + (loss_cfg.reconstruction_weight * loss_cfg.coarse_weight *
                            recon_fn(preds["coarse"], target, mask))
-        adv = jnp.zeros(())
+        adv = fm = jnp.zeros(())
         if phase is Phase.JOINT:
-          completed = composite(preds["output"], target, mask)
-          fake_logits, _ = _apply(discriminator, d_params, d_rest, completed, mask, train=False)
+          cond = preds.get("condition")
+          fake_in = critic_input(fake_image(preds["output"], target, mask), cond)
+          if loss_cfg.feature_matching_weight:
+            (fake_logits, fake_feats), _ = _apply(discriminator, d_params, d_rest, fake_in, mask,
+                                                  train=False, return_features=True)
+            (_, real_feats), _ = _apply(discriminator, d_params, d_rest,
+                                        critic_input(target, cond), mask, train=False,
+                                        return_features=True)
+            fm = loss_cfg.feature_matching_weight * sum(
+                jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r)))
+                for f, r in zip(fake_feats, real_feats))
+          else:
+            fake_logits, _ = _apply(discriminator, d_params, d_rest, fake_in, mask, train=False)
           adv = sum(g_adv(c) for c in jax.tree.leaves(fake_logits))
         extra = preds.get("extra_loss", jnp.zeros(()))
         feats = feature_losses.feature_losses(loss_cfg.features, vgg_params, preds, target, image,
                                               mask)
-        total = recon + loss_cfg.adversarial_weight * adv + extra + sum(feats.values())
-        return total, (recon, adv, feats)
+        total = recon + loss_cfg.adversarial_weight * adv + fm + extra + sum(feats.values())
+        return total, (recon, adv, fm, feats)
 
-      (g_loss, (recon, adv, feats)), pred_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-          preds)
+      (g_loss, (recon, adv, fm, feats)), pred_grads = jax.value_and_grad(
+          g_loss_fn, has_aux=True)(preds)
       (grads,) = g_vjp(pred_grads)
       updates, g_opt = g_tx.update(grads, state.g_opt, g_params)
       g_vars = {"params": optax.apply_updates(g_params, updates), **new_g_rest}
-      stats.update(g_loss=g_loss, recon_loss=recon, g_adv_loss=adv,
+      stats.update(g_loss=g_loss, recon_loss=recon, g_adv_loss=adv, feature_matching_loss=fm,
                    g_grad_norm=optax.tree.norm(grads), **feats)
 
     hole = jnp.maximum(jnp.sum(mask) * 3.0, 1.0)

@@ -5,5 +5,7 @@
                              inpainter=...)
 
 Submodules: io (decode/encode), flow (FlowEstimator, DISFlow, FarnebackFlow), flow_completion
-(FlowCompleter, LaplacianFlowCompleter), propagation (propagate, on device), pipeline.
+(FlowCompleter, LaplacianFlowCompleter), propagation (propagate, on device), pipeline;
+dfvi_propagation (the DFVI authors' propagation and key frames) and dfvi (their DFC-Net stages as
+a completer, and `preset_parts` for `remove --preset dfvi`).
 """

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowinpaint.data import masks as masks_lib
+from flowinpaint.video import dfvi_propagation
 from flowinpaint.video.flow import FlowEstimator, make_flow_estimator
 from flowinpaint.video.flow_completion import FlowCompleter, LaplacianFlowCompleter
 from flowinpaint.video.flow_completion import laplacian_fill
@@ -42,6 +43,11 @@ class RemovalConfig:
       frame with the image inpainter.
     alpha, beta, temperature: see `propagation.propagate`.
     little_motion: warn when propagation fills less than this fraction of the holes.
+    propagation: 'sources' (flowinpaint's, video/propagation.py) or 'dfvi' (the DFVI
+      authors', video/dfvi_propagation.py, with `th_warp`).
+    th_warp: DFVI's forward-backward threshold in pixels.
+    keyframes: 'most_holes' (one frame a round: the one with the most holes) or 'dfvi' (the
+      ends of every run of frames with holes, dfvi_propagation.key_frames).
   """
   flow_mask_dilation: int | None = None
   prefill_for_flow: bool = True
@@ -51,6 +57,17 @@ class RemovalConfig:
   beta: float = 0.5
   temperature: float = 0.0
   little_motion: float = 0.05
+  propagation: str = "sources"
+  th_warp: float = 40.0
+  keyframes: str = "most_holes"
+
+  @classmethod
+  def dfvi(cls, th_warp: float = 40.0) -> "RemovalConfig":
+    """Deep Flow-Guided Video Inpainting's settings (tools/video_inpaint.py): flow on the
+    frames as they are, the flow's holes are the masks, its propagation and key frames, rounds
+    until no hole is left."""
+    return cls(flow_mask_dilation=0, prefill_for_flow=False, drop_inconsistent_flow=False,
+               max_rounds=1_000_000, propagation="dfvi", th_warp=th_warp, keyframes="dfvi")
 
 
 class Stages:
@@ -180,8 +197,12 @@ def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEs
   total_holes = int(masks.sum())
   for round_ in range(config.max_rounds + 1):
     stages.start("propagate")
-    work, remaining = propagate(work, holes, forward, backward, alpha=config.alpha,
-                                beta=config.beta, temperature=config.temperature)
+    if config.propagation == "dfvi":
+      work, remaining = dfvi_propagation.propagate(work, holes, forward, backward,
+                                                   th_warp=config.th_warp)
+    else:
+      work, remaining = propagate(work, holes, forward, backward, alpha=config.alpha,
+                                  beta=config.beta, temperature=config.temperature)
     remaining = np.array(remaining)
     stages.stop("propagate", n_new if round_ == 0 else 0)
     if round_ == 0 and total_holes and len(frames) > 1:
@@ -193,9 +214,13 @@ def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEs
       break
     stages.start("fill")
     current = np.asarray(jnp.clip(jnp.round(work), 0, 255)).astype(np.uint8)
-    keys = [pick_keyframe(remaining)] if round_ < config.max_rounds else (
-        np.flatnonzero(remaining.any((1, 2))))
-    # A model fills the last round's frames together, split over every device.
+    if round_ >= config.max_rounds:
+      keys = np.flatnonzero(remaining.any((1, 2)))
+    elif config.keyframes == "dfvi":
+      keys = dfvi_propagation.key_frames_of(remaining)
+    else:
+      keys = [pick_keyframe(remaining)]
+    # A model fills a round's frames together, split over every device.
     many = getattr(inpainter, "inpaint_many", None)
     filled = (many([current[k] for k in keys], [remaining[k] for k in keys]) if many else
               [inpainter(current[k], remaining[k]) for k in keys])

@@ -19,6 +19,14 @@
 * `structure_flow_torch`: maps StructureFlow's official generators (RenYurui/StructureFlow,
   `latest_net_s_gen.pth` + `latest_net_f_gen.pth`, spectral norm folded) onto the three-stage
   model.
+* `edge_connect_torch`: maps EdgeConnect's release (knazeri/edge-connect: `EdgeModel_gen.pth`,
+  `InpaintingModel_gen.pth`, the `_dis.pth` files) onto `models.edge_connect`, spectral norm
+  folded into the generators' kernels from the stored u / v.
+* `dfc_net_torch`: maps Deep Flow-Guided Video Inpainting's DFC-Net stage files
+  (`resnet50_stage1.pth`, `davis_stage2.pth`, `davis_stage3.pth`, `resnet101_movie.pth`) onto
+  `flow_completion.DFVIStage` (ResNet-50 / -101, `DFCStage(variant='dfvi')`).
+* `deepfill_v1_dfvi`: maps DFVI's PyTorch port of DeepFill v1 (`imagenet_deepfill.pth`, BGR) onto
+  `deepfill_v1.Generator(attention_downscale='grid_bilinear')` (the port under torch 0.4.0).
 
 The command-line front end is `python -m flowinpaint.convert`.
 """

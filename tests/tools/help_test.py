@@ -12,7 +12,7 @@ from tests.tools import cli
 
 pytestmark = pytest.mark.slow
 
-TOOLS = ("main", "inpaint", "evaluate", "serve", "remove", "convert", "bench")
+TOOLS = ("main", "inpaint", "evaluate", "serve", "remove", "convert", "bench", "pretrained")
 # An argparse option row: the options, then (after 2+ spaces) the start of their help.
 _OPTION_ROW = re.compile(r"^  (-\S.*?)(?:  +(\S.*))?$")
 

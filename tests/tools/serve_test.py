@@ -294,7 +294,7 @@ def test_cli_serves_on_loopback_by_default():
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], "one of the arguments --checkpoint --method is required"),
+    ([], "one of the arguments --checkpoint --method --pretrained is required"),
     (["--method", "telea", "--port", "70000"], "not a port number"),
     (["--checkpoint", "/nonexistent/ckpt"], "does not exist"),
 ])
