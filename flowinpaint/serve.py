@@ -20,7 +20,8 @@ Safety: request bodies over --max-upload-mb are refused before they are read (41
 --max-megapixels before they are decoded (413); nothing is read from or written to disk on a
 request (no file names from the client are used); no CORS headers are sent and requests from
 other origins or to other host names (DNS rebinding) are refused (403); one inpainting runs at a
-time and at most --max-queue wait (503 beyond).
+time and at most --max-queue wait (503 beyond). With a model, the requests that waited meanwhile
+run together next, split over every local device.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import dataclasses
 import email.parser
 import email.policy
 import http.server
@@ -85,13 +87,33 @@ class HTTPError(Exception):
     self.message = message
 
 
+@dataclasses.dataclass(eq=False)
+class _Request:
+  """A decoded request waiting for the model (App._fill)."""
+  rgb: np.ndarray
+  hole: np.ndarray
+  strategy: str
+  done: bool = False
+  out: Optional[np.ndarray] = None
+  error: Optional[Exception] = None
+
+
 class App:
   """The request logic, independent of the HTTP server (tests call it directly too)."""
 
   def __init__(self, inpaint: Callable[[np.ndarray, np.ndarray, str], np.ndarray], *,
                name: str, max_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
-               max_queue: int = 4, default_strategy: str = "auto"):
+               max_queue: int = 4, default_strategy: str = "auto",
+               inpaint_many: Optional[Callable[[list[tuple[np.ndarray, np.ndarray, str]]],
+                                               list[np.ndarray]]] = None):
+    """`inpaint_many` (optional): [(rgb, hole, strategy)] -> outputs, each as `inpaint` gives
+    it; with it, the requests that wait while the model runs then run together (a model splits
+    them over every device)."""
     self.inpaint = inpaint
+    self.inpaint_many = inpaint_many
+    self.batch_sizes: list[int] = []  # How many requests each model run served.
+    self._waiting: list[_Request] = []
+    self._waiting_lock = threading.Lock()
     self.name = name
     self.max_bytes = int(max_bytes)
     self.max_pixels = int(max_pixels)
@@ -137,6 +159,35 @@ class App:
                       f"({type(e).__name__}: {_client_text(e)})") from e
     return im
 
+  def _fill(self, rgb: np.ndarray, hole: np.ndarray, strategy: str) -> np.ndarray:
+    """One model run at a time (memory is the limit, not threads). With `inpaint_many`, the
+    thread that gets the model runs every request waiting by then, its own included."""
+    if self.inpaint_many is None:
+      with self._lock:
+        self.batch_sizes.append(1)
+        return self.inpaint(rgb, hole, strategy)
+    mine = _Request(rgb, hole, strategy)
+    with self._waiting_lock:
+      self._waiting.append(mine)
+    with self._lock:
+      if not mine.done:  # Else a run that held the model meanwhile served it.
+        with self._waiting_lock:
+          batch, self._waiting = self._waiting, []
+        self.batch_sizes.append(len(batch))
+        try:
+          outs = self.inpaint_many([(r.rgb, r.hole, r.strategy) for r in batch])
+          for r, out in zip(batch, outs):
+            r.out = out
+        except Exception as e:  # pylint: disable=broad-except
+          for r in batch:  # Every request of the run answers the failure (500).
+            r.error = e
+        finally:
+          for r in batch:
+            r.done = True
+    if mine.error is not None:
+      raise mine.error
+    return mine.out
+
   def run(self, image_bytes: bytes, mask_bytes: bytes, strategy: Optional[str]) -> bytes:
     """Image + mask file bytes -> PNG bytes of the inpainted image."""
     from flowinpaint import image_io
@@ -161,8 +212,7 @@ class App:
     if not self._slots.acquire(blocking=False):
       raise HTTPError(503, "the server is busy; try again in a moment")
     try:
-      with self._lock:  # one model run at a time: memory is the limit, not threads
-        out = self.inpaint(rgb, hole, strategy)
+      out = self._fill(rgb, hole, strategy)
     finally:
       self._slots.release()
     result = Image.fromarray(out)
@@ -321,6 +371,32 @@ def make_inpaint_fn(inpainter: Any) -> Callable[[np.ndarray, np.ndarray, str], n
   return run
 
 
+def make_inpaint_many_fn(inpainter: Any
+                         ) -> Optional[Callable[[list[tuple[np.ndarray, np.ndarray, str]]],
+                                                list[np.ndarray]]]:
+  """[(rgb, hole, strategy)] -> outputs, each as `make_inpaint_fn` gives it: the images that run
+  whole go through `inference.inpaint_many` together (size buckets over every device); None
+  for an inpainter that runs one image at a time anyway (classical methods)."""
+  if not hasattr(inpainter, "inpaint_many"):
+    return None
+  from flowinpaint import highres
+  one = make_inpaint_fn(inpainter)
+
+  def run(items: list[tuple[np.ndarray, np.ndarray, str]]) -> list[np.ndarray]:
+    out: list[Any] = [None] * len(items)
+    whole = [i for i, (rgb, hole, strategy) in enumerate(items) if strategy == "full" or (
+        strategy == "auto" and highres.choose_strategy(rgb.shape, hole) == "full")]
+    filled = inference.inpaint_many(inpainter, [items[i][0] for i in whole],
+                                    [items[i][1] for i in whole])
+    for i, image in zip(whole, filled):
+      out[i] = image
+    for i, item in enumerate(items):
+      if out[i] is None:
+        out[i] = one(*item)
+    return out
+  return run
+
+
 def make_server(app: App, host: str = "127.0.0.1", port: int = 8000
                 ) -> http.server.ThreadingHTTPServer:
   """A threading HTTP server bound to (host, port); port 0 picks a free one."""
@@ -381,7 +457,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   pretrained.resolve_args(args)
   inpainter = inference.make_inpainter(args.checkpoint or args.method)
   name = args.pretrained or getattr(inpainter, "name", None) or (args.method or args.checkpoint)
-  app = App(make_inpaint_fn(inpainter), name=str(name),
+  app = App(make_inpaint_fn(inpainter), inpaint_many=make_inpaint_many_fn(inpainter),
+            name=str(name),
             max_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=int(args.max_megapixels * 1e6), max_queue=args.max_queue,
             default_strategy=args.strategy)

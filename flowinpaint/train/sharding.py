@@ -72,6 +72,14 @@ class BatchSharded:
   def num_devices(self) -> int:
     return len(self.devices)
 
+  def capacity(self, per_device: int) -> int:
+    """Rows for one call: `per_device` on every device; on CPU devices, which share the host's
+    memory, `per_device` in all (spread over that many devices), so that peak memory does not
+    grow with their count."""
+    if self.devices[0].platform == "cpu":
+      return per_device
+    return per_device * len(self.devices)
+
   def devices_for(self, batch: int) -> int:
     """How many devices a call with `batch` rows uses."""
     return max(1, min(batch, len(self.devices)))

@@ -33,10 +33,10 @@ def _load(path: str, model: str):
 
 def _in_chunks(run, variables, *arrays: np.ndarray, per_device: int) -> np.ndarray:
   """`run` (a train.sharding.BatchSharded) over chunks of `per_device` rows per device, on every
-  device: numpy output of all rows. Every chunk has one shape (the last is padded with copies of
+  device (`per_device` in all on CPU devices: BatchSharded.capacity): numpy output of all rows. Every chunk has one shape (the last is padded with copies of
   its last row): one compilation."""
   n = len(arrays[0])
-  chunk = min(n, per_device * run.num_devices)
+  chunk = min(n, run.capacity(per_device))
   out = []
   for i in range(0, n, chunk):
     part = [a[i:i + chunk] for a in arrays]
@@ -171,7 +171,7 @@ class DFCNetCompleter:
                [np.concatenate([bwd_p[i], hbf[i]], -1) for i in bi])
       return np.concatenate(parts, -1)
 
-    chunk = self.batch_size * self._apply.num_devices
+    chunk = self._apply.capacity(self.batch_size)
     for start in range(0, len(todo), chunk):  # Chunks: the inputs of all flows would be large.
       idx = todo[start:start + chunk]
       x = _pad(np.stack([sample(c) for c in idx]), self.multiple)

@@ -8,13 +8,13 @@ process read only its own half of every batch.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import jax
 import numpy as np
-import portpicker
 import pytest
 
 from configs import tiny
@@ -28,9 +28,16 @@ LAUNCH_TIMEOUT_S = float(os.environ.get("FLOWINPAINT_MULTIHOST_TIMEOUT_S", 900))
 PROCESSES, LOCAL_DEVICES = 2, 4
 
 
+def _free_port() -> int:
+  """A TCP port nobody listens on now (the OS picks it; the coordinator binds it moments later)."""
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
 def _launch(workdir, steps: int, logs, reads) -> None:
   """Runs `main` as PROCESSES processes until all exit; fails with their logs if one fails."""
-  port = portpicker.pick_unused_port()
+  port = _free_port()
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(LOCAL_DEVICES),
              PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   procs, files = [], []
