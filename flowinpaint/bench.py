@@ -79,6 +79,29 @@ def _inputs(config, size: int, batch: int) -> dict:
   return arrays
 
 
+def compiled_memory_mib(compiled) -> float | None:
+  """Device memory a compiled call needs (arguments + outputs + temporaries, less donated
+  buffers), from XLA's buffer assignment, in MiB; None where the backend does not say."""
+  try:
+    m = compiled.memory_analysis()
+    total = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+             - m.alias_size_in_bytes)
+  except Exception:  # pylint: disable=broad-except  # Not every backend/version reports it.
+    return None
+  return total / 2**20
+
+
+def device_peak_mib() -> float | None:
+  """The process's peak of allocated device memory so far (GPU/TPU), in MiB; None on CPU."""
+  import jax
+  try:
+    stats = jax.devices()[0].memory_stats() or {}
+  except Exception:  # pylint: disable=broad-except
+    return None
+  peak = stats.get("peak_bytes_in_use")
+  return peak / 2**20 if peak is not None else None
+
+
 def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int = 20,
             warmup: int = 3, max_seconds: float = float("inf")) -> dict:
   """One row: times `kind` ('infer' | 'train') at size x size, batch, dtype for `config`."""
@@ -120,6 +143,7 @@ def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int 
       holder["state"], metrics = compiled(holder["state"], arrays, vgg_params=vgg)
       return metrics
   compile_s = time.perf_counter() - t0
+  memory_mib = compiled_memory_mib(compiled)
   t0 = time.perf_counter()
   jax.block_until_ready(fn())
   first = time.perf_counter() - t0
@@ -142,6 +166,7 @@ def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int 
           "d_steps": int(config.d_steps_per_g_step) if kind == "train" else None,
           "ms": median * 1e3, "img_per_s": batch / median, "iters": len(times),
           "ms_min": min(times) * 1e3, "compile_s": compile_s, "first_call_s": first,
+          "memory_mib": memory_mib, "peak_mib": device_peak_mib(),
           "device": f"{device.device_kind} ({device.platform})", "jax": jax.__version__}
 
 

@@ -183,16 +183,7 @@ def _check_target(path: str) -> str:
 def read_deepfill_v2_pytorch(path: str) -> dict[str, Any]:
   """Generator variables of DeepFillV2Generator(cnum=48) from the port's .pth file."""
   from flowinpaint.weights import deepfill_v2_torch, torch_pickle
-  if not os.path.exists(path):
-    raise UserError(f"weights file {path!r} does not exist")
-  if not os.path.isfile(path):
-    raise UserError(f"weights file {path!r} is not a file")
-  try:
-    obj = torch_pickle.load(path)
-  except torch_pickle.NotAStateDict as e:
-    raise UserError(f"{path!r} is not a PyTorch state dict: {e}") from e
-  except OSError as e:
-    raise UserError(f"cannot read {path!r}: {e}") from e
+  obj = torch_pickle.load_file(path, "PyTorch state dict")
   try:
     return deepfill_v2_torch.convert_generator(obj)
   except deepfill_v2_torch.ConversionError as e:
@@ -327,16 +318,7 @@ def convert_flownet2(path: str, options: Options, fmt: str) -> Converted:
   config = load_config(config_path)
   if config.model.name != "flownet2":
     raise UserError(f"--config {config_path!r} is for model {config.model.name!r}, not flownet2")
-  if not os.path.exists(path):
-    raise UserError(f"weights file {path!r} does not exist")
-  if not os.path.isfile(path):
-    raise UserError(f"weights file {path!r} is not a file")
-  try:
-    obj = torch_pickle.load(path)
-  except torch_pickle.NotAStateDict as e:
-    raise UserError(f"{path!r} is not a PyTorch checkpoint: {e}") from e
-  except OSError as e:
-    raise UserError(f"cannot read {path!r}: {e}") from e
+  obj = torch_pickle.load_file(path, "PyTorch checkpoint")
   try:
     variant, g_vars = flownet2_torch.convert(obj, consume=True)
   except flownet2_torch.ConversionError as e:

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 
 from flowinpaint.classical.canny import canny, rgb_to_gray
-from flowinpaint.models import registry
+from flowinpaint.models import registry, stages
 
 Array = jax.Array
 Dtype = Any
@@ -304,12 +304,7 @@ class EdgeConnect(_EdgeConnectModel):
 
 def joint_variables(edge_variables: dict, inpaint_variables: dict) -> dict:
   """Stage-3 generator variables from trained stage-1 (G1) and stage-2 (G2) variables."""
-  out: dict = {}
-  for variables, key in ((edge_variables, 'edge'), (inpaint_variables, 'inpaint')):
-    for collection, tree in variables.items():
-      if key in tree:
-        out.setdefault(collection, {})[key] = tree[key]
-  return out
+  return stages.join_stages(edge=edge_variables, inpaint=inpaint_variables)
 
 
 def _kwargs(cfg) -> dict:

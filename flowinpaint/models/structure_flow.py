@@ -52,7 +52,7 @@ import jax.numpy as jnp
 from flowinpaint.classical.rtv import rtv
 from flowinpaint.layers.gaussian_sampling import gaussian_sample
 from flowinpaint.layers.spectral_norm import SNConv
-from flowinpaint.models import registry
+from flowinpaint.models import registry, stages
 
 Array = jax.Array
 Dtype = Any
@@ -455,12 +455,7 @@ def joint_variables(stage1_variables: dict, stage2_variables: dict) -> dict:
   Both are `{'params': ..., 'batch_stats': ...}` trees as the trainer checkpoints them; the
   result has 'structure' from the first and 'texture' from the second in every collection.
   """
-  out: dict = {}
-  for variables, key in ((stage1_variables, 'structure'), (stage2_variables, 'texture')):
-    for collection, tree in variables.items():
-      if key in tree:
-        out.setdefault(collection, {})[key] = tree[key]
-  return out
+  return stages.join_stages(structure=stage1_variables, texture=stage2_variables)
 
 
 def _rtv_kwargs(cfg) -> dict:

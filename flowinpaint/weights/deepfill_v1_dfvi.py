@@ -149,16 +149,7 @@ def convert_generator(sd: Mapping[str, Any], *, bgr_to_rgb: bool = True) -> dict
 def read(path: str) -> dict[str, Any]:
   from flowinpaint.errors import UserError
   from flowinpaint.weights import torch_pickle
-  if not os.path.exists(path):
-    raise UserError(f"weights file {path!r} does not exist")
-  if not os.path.isfile(path):
-    raise UserError(f"weights file {path!r} is not a file")
-  try:
-    obj = torch_pickle.load(path)
-  except torch_pickle.NotAStateDict as e:
-    raise UserError(f"{path!r} is not a PyTorch state dict: {e}") from e
-  except OSError as e:
-    raise UserError(f"cannot read {path!r}: {e}") from e
+  obj = torch_pickle.load_file(path, "PyTorch state dict")
   try:
     return convert_generator(state_dict(obj))
   except ConversionError as e:

@@ -160,16 +160,7 @@ def read(path: str) -> tuple[tuple[int, int, int], dict[str, Any], dict[str, Any
   """(depth, in, out), the variables and the file's extras ('n_iter') of a stage file."""
   from flowinpaint.errors import UserError
   from flowinpaint.weights import torch_pickle
-  if not os.path.exists(path):
-    raise UserError(f"weights file {path!r} does not exist")
-  if not os.path.isfile(path):
-    raise UserError(f"weights file {path!r} is not a file")
-  try:
-    obj = torch_pickle.load(path)
-  except torch_pickle.NotAStateDict as e:
-    raise UserError(f"{path!r} is not a PyTorch checkpoint: {e}") from e
-  except OSError as e:
-    raise UserError(f"cannot read {path!r}: {e}") from e
+  obj = torch_pickle.load_file(path, "PyTorch checkpoint")
   try:
     kind, variables = convert_state_dict(state_dict(obj))
   except ConversionError as e:

@@ -296,18 +296,10 @@ def import_release(path: str, options: Any, fmt: str) -> Any:
   model = {("edge", "inpaint"): "edge_connect", ("inpaint",): "edge_connect_inpaint",
            ("edge",): "edge_connect_edge"}[tuple(gens)]
 
-  def read(name: str) -> Any:
-    try:
-      return torch_pickle.load(files[name])
-    except torch_pickle.NotAStateDict as e:
-      raise UserError(f"{files[name]!r} is not a PyTorch checkpoint this reader accepts: {e}")
-    except OSError as e:
-      raise UserError(f"cannot read {files[name]!r}: {e}") from e
-
   params: dict[str, Any] = {}
   shapes, iterations = set(), {}
   for part in gens:
-    obj = read(GENERATOR_FILES[part])
+    obj = torch_pickle.load_file(files[GENERATOR_FILES[part]], "PyTorch checkpoint")
     try:
       variables, width, n_res = convert_generator(obj, part)
     except ConversionError as e:
@@ -323,11 +315,12 @@ def import_release(path: str, options: Any, fmt: str) -> Any:
   d_part = "edge" if model == "edge_connect_edge" else "inpaint"
   d_vars, d_width = None, width
   if DISCRIMINATOR_FILES[d_part] in files:
+    d_file = files[DISCRIMINATOR_FILES[d_part]]
     try:
-      d_vars, d_width = convert_discriminator(read(DISCRIMINATOR_FILES[d_part]),
-                                              2 if d_part == "edge" else 3)
+      d_vars, d_width = convert_discriminator(
+          torch_pickle.load_file(d_file, "PyTorch checkpoint"), 2 if d_part == "edge" else 3)
     except ConversionError as e:
-      raise UserError(f"{files[DISCRIMINATOR_FILES[d_part]]!r}: {e}") from e
+      raise UserError(f"{d_file!r}: {e}") from e
   else:
     print(f"note: no {DISCRIMINATOR_FILES[d_part]}; fine-tuning starts from a fresh "
           "discriminator", file=sys.stderr)

@@ -341,12 +341,7 @@ def read_state_dict(path: str) -> Mapping[str, Any]:
   """The state dict in one of the authors' .pth files (as saved, or wrapped in one dict)."""
   from flowinpaint.errors import UserError
   from flowinpaint.weights import torch_pickle
-  try:
-    obj = torch_pickle.load(path)
-  except torch_pickle.NotAStateDict as e:
-    raise UserError(f'{path!r} is not a PyTorch state dict: {e}') from e
-  except OSError as e:
-    raise UserError(f'cannot read {path!r}: {e}') from e
+  obj = torch_pickle.load_file(path)
   is_sd = lambda d: (isinstance(d, Mapping) and d and all(
       isinstance(k, str) and isinstance(v, np.ndarray) for k, v in d.items()))
   if is_sd(obj):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
 import tarfile
 import zipfile
@@ -245,3 +246,18 @@ def load(path: str) -> Any:
     raise NotAStateDict('it is a tar archive: the container of torch before 0.1.10 is not '
                         'supported (load it with that torch and save it again)')
   return _load_legacy(path)
+
+
+def load_file(path: str, what: str = 'PyTorch state dict') -> Any:
+  """`load` for a file a user named: every failure is one UserError that names the file."""
+  from flowinpaint.errors import UserError
+  if not os.path.exists(path):
+    raise UserError(f'weights file {path!r} does not exist')
+  if not os.path.isfile(path):
+    raise UserError(f'weights file {path!r} is not a file')
+  try:
+    return load(path)
+  except NotAStateDict as e:
+    raise UserError(f'{path!r} is not a {what}: {e}') from e
+  except OSError as e:
+    raise UserError(f'cannot read {path!r}: {e}') from e

@@ -33,6 +33,10 @@ def test_rows_use_the_configs_model_and_a_failing_row_does_not_stop_the_others(t
   assert rows[0]["g_params"] == sum(x.size for x in jax.tree.leaves(expected["params"]))
   assert rows[1]["phase"] == "joint" and rows[1]["d_steps"] == 1 and rows[1]["d_params"] > 0
   assert all(r["ms"] > 0 and r["img_per_s"] > 0 for r in rows)
+  # Device memory of the compiled call: at least its float32 parameters (arguments); the train
+  # step also holds the discriminator and both Adam states.
+  assert rows[0]["memory_mib"] * 2**20 >= 4 * rows[0]["g_params"]
+  assert rows[1]["memory_mib"] * 2**20 >= 4 * 3 * (rows[1]["g_params"] + rows[1]["d_params"])
   assert "FAILED" in capsys.readouterr().out
 
 
