@@ -119,7 +119,8 @@ class ModelInpainter:
   function, so the plain path never transfers them.
 
   Batches are split over every local device (`devices`, default all; train.sharding's
-  BatchSharded), `max_batch` images per device per call; `inpaint_many` batches images of
+  BatchSharded), `max_batch` images per device per call (in all on CPU devices, which share one
+  memory: BatchSharded.capacity); `inpaint_many` batches images of
   different sizes that pad to the same size. One image runs on one device.
   """
 
@@ -157,8 +158,9 @@ class ModelInpainter:
     return len(self._devices)
 
   def batch_capacity(self) -> int:
-    """Images per call: max_batch per device, on every device."""
-    return self.max_batch * self.num_devices
+    """Images per call: max_batch per device, on every device; on CPU devices, which share the
+    host's memory, max_batch in all (spread over as many devices)."""
+    return self._run.capacity(self.max_batch)
 
   @classmethod
   def from_checkpoint(cls, path: str, **kwargs) -> "ModelInpainter":

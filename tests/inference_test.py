@@ -130,8 +130,9 @@ def test_one_compiled_shape_per_batch_size():
   masks = np.ones((7, 8, 8), bool)
   inp.inpaint_batch(images, masks)
   assert inp.compiled_shapes == {(4, 8, 8, 3)}
-  # On 8 devices a call takes max_batch per device: 19 images are 16 + 3 padded to 16.
-  inp = _model(max_batch=2)
+  # On the 8 test devices (CPU devices share one memory: max_batch counts in all) a call takes
+  # 16 images, 2 per device: 19 images are 16 + 3 padded to 16.
+  inp = _model(max_batch=16)
   assert inp.num_devices == 8 and inp.batch_capacity() == 16
   images = np.stack([_image(8, 8, s) for s in range(19)])
   inp.inpaint_batch(images, np.ones((19, 8, 8), bool))
@@ -226,7 +227,7 @@ def _deepfill_tiny():
 
 def test_batches_split_over_every_device_match_one_device():
   gen, variables, multiple = _deepfill_tiny()
-  on_all = inference.ModelInpainter(gen, variables, multiple, max_batch=2)
+  on_all = inference.ModelInpainter(gen, variables, multiple, max_batch=16)  # CPU: in all.
   on_one = inference.ModelInpainter(gen, variables, multiple, max_batch=2,
                                     devices=jax.devices()[:1])
   assert on_all.num_devices == 8 and on_one.num_devices == 1
@@ -250,7 +251,7 @@ def test_batches_split_over_every_device_match_one_device():
 
 
 def test_inpaint_many_buckets_sizes_and_matches_single_calls():
-  inp = _model(max_batch=1)
+  inp = _model(max_batch=8)  # CPU devices: 8 in all, one per device.
   sizes = [(13, 18), (16, 24), (9, 10), (14, 17), (16, 16), (13, 18)]
   rgbs = [_image(h, w, i) for i, (h, w) in enumerate(sizes)]
   masks = [_mask(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
