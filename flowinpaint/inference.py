@@ -455,8 +455,10 @@ def methods_help() -> str:
 
 def make_inpainter(spec: str, **options) -> Inpainter:
   """A METHODS name -> that method (built with `options`); anything else is a checkpoint path ->
-  ModelInpainter (`options` go to it: max_batch, ...)."""
+  ModelInpainter (`options` go to it: max_batch, ...; the methods, one image at a time, ignore
+  max_batch)."""
   if spec in METHODS:
+    options.pop("max_batch", None)
     return METHODS[spec][0](**options)
   options.pop("radius", None)
   return ModelInpainter.from_checkpoint(spec, **options)

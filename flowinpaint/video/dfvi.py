@@ -374,5 +374,5 @@ def preset_parts(name: str, weights_dir: str, *, th_warp: float = TH_WARP,
   return Parts(
       flow_estimator=FlowNet2Estimator(folders[flow_key]),
       flow_completer=DFVICompleter([folders[k] for k in stage_keys], refine_sizes=refine_sizes),
-      inpainter=make_inpainter(folders[fill_key]),
+      inpainter=make_inpainter(folders[fill_key], max_batch=1),  # A frame per device.
       config=RemovalConfig.dfvi(th_warp=th_warp))

@@ -322,4 +322,4 @@ def make_pipeline_parts(flow: str = "dis", fill_method: str = "telea",
   from flowinpaint.inference import make_inpainter  # Lazy: pulls in the model stack.
 
   return (make_flow_estimator(flow), make_flow_completer(flow_completion),
-          make_inpainter(fill_method))
+          make_inpainter(fill_method, max_batch=1))  # A frame per device per call.
