@@ -75,9 +75,9 @@ def _assert_same_run(mine, want, scale, what: str) -> float:
 
   Two processes add the devices' gradients in another order than one process does (Gloo's
   all-reduce against XLA's in-process one), so float leaves differ in their last bits. A leaf may
-  differ by at most 1% of how much one training step changes it (`scale`: the run's step 3
-  minus its step 2; seen: 0.02%): a wrong shard, batch or mask changes it by the whole step. Returns the largest
-  difference found, as a fraction of that step.
+  differ by at most 1% of how much one training step changes it (`scale`: the run's step 3 minus
+  its step 2; seen: 0.02%): a wrong shard, batch or mask changes it by the whole step. Returns
+  the largest difference found, as a fraction of that step.
   """
   leaves = jax.tree_util.tree_leaves_with_path(want)
   got, steps = jax.tree.leaves(mine), jax.tree.leaves(scale)
