@@ -8,6 +8,7 @@ import pytest
 
 from flowinpaint import inference
 from flowinpaint.errors import UserError
+from flowinpaint.train import sharding
 
 
 class TinyGenerator(nn.Module):
@@ -29,6 +30,12 @@ class NotAnInpainter(nn.Module):
   def __call__(self, image, mask, *, train: bool):
     return {"output": nn.Conv(2, (3, 3))(image)}
 
+
+
+@pytest.fixture(autouse=True)
+def _split_over_the_cpu_devices(monkeypatch):
+  """Inference splits over the 8 fake CPU devices here (on a CPU it uses one by default)."""
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")
 
 def _model(multiple=8, **kw):
   gen = TinyGenerator(multiple=multiple)

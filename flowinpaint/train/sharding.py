@@ -6,6 +6,7 @@ splits a batch of images over this host's devices.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -45,6 +46,20 @@ def shard_batch(batch: dict[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
           for k, v in batch.items()}
 
 
+# Set to 1 to split inference over several CPU devices too (tests: the 8 fake devices).
+SPLIT_CPU_ENV = "FLOWINPAINT_SPLIT_CPU"
+
+
+def inference_devices() -> list[jax.Device]:
+  """The devices inference splits a batch over by default: every local accelerator; on a CPU only
+  the first device, since CPU devices share the host's cores and memory (splitting would gain
+  nothing and hold one copy of the weights per device) unless $FLOWINPAINT_SPLIT_CPU is 1."""
+  devices = jax.local_devices()
+  if devices[0].platform == "cpu" and os.environ.get(SPLIT_CPU_ENV) != "1":
+    return devices[:1]
+  return devices
+
+
 class BatchSharded:
   """`fn(variables, *arrays)` with the arrays' batch axis split over this host's devices.
 
@@ -62,7 +77,7 @@ class BatchSharded:
 
   def __init__(self, fn: Callable[..., Any], devices: Optional[Sequence[jax.Device]] = None):
     self.fn = fn
-    self.devices = list(jax.local_devices() if devices is None else devices)
+    self.devices = list(inference_devices() if devices is None else devices)
     self.device_counts: set[int] = set()  # How many devices the calls so far have used.
     self._jitted: dict[tuple[int, int], Any] = {}
     # (the variables object, their copy on the first K devices, {k <= K: view on k devices}).

@@ -163,8 +163,11 @@ def test_cli_saves_structure_and_flow(tmp_path, capsys, structure_flow_checkpoin
 
 
 @pytest.mark.slow
-def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, capsys,
+def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, capsys, monkeypatch,
                                                                    deepfill_checkpoint):
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # Split over the 8 CPU test devices.
   # No --size: the checkpoint's (configs/tiny.py: 32), not 256. --save-images: the images,
   # masks and outputs the numbers come from.
   folder = tmp_path / "imgs"

@@ -443,6 +443,9 @@ def test_folder_batches_size_buckets_over_every_device(tmp_path, monkeypatch, ca
   what one image alone on one device gives."""
   import jax
   from flowinpaint import inference, inpaint
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
 
   made = []
   real_make = inference.make_inpainter

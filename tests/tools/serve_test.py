@@ -304,11 +304,14 @@ def test_cli_errors(capsys, args, message):
   assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
-def test_waiting_requests_run_together_over_every_device(deepfill_checkpoint):
+def test_waiting_requests_run_together_over_every_device(deepfill_checkpoint, monkeypatch):
   """Requests that arrive while the model runs go through it together next, split over the 8
   test devices; each answer is what the image alone on one device gives."""
   import jax
   from flowinpaint import inference
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
 
   model = inference.make_inpainter(deepfill_checkpoint)
   app = serve.App(serve.make_inpaint_fn(model), inpaint_many=serve.make_inpaint_many_fn(model),

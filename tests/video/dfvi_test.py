@@ -307,12 +307,13 @@ def test_converted_folders_are_reused(tmp_path):
   assert not (tmp_path / "converted" / "davis_stage2.pth").exists()
 
 
-def test_stages_run_split_over_every_device():
+def test_stages_run_split_over_every_device(monkeypatch):
   """`_run` sends `batch_size` windows at a time (on CPU devices, which share one memory: in all)
   split over the 8 test devices, and returns one output per item, in order (a stand-in network:
   a per-item affine map)."""
-  from flowinpaint.train.sharding import BatchSharded
+  from flowinpaint.train.sharding import SPLIT_CPU_ENV, BatchSharded
 
+  monkeypatch.setenv(SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
   completer = dfvi.DFVICompleter.__new__(dfvi.DFVICompleter)
   completer.batch_size = 16
   completer.bundles = [types.SimpleNamespace(variables={"scale": np.float32(3.0)})]

@@ -86,7 +86,10 @@ def test_dfc_completer_changes_only_the_holes(checkpoints, clip):
   np.testing.assert_array_equal(one[~holes[:-1]], clip.forward_flow[~holes[:-1]])
 
 
-def test_learned_parts_split_over_every_device_match_one_device(checkpoints, clip):
+def test_learned_parts_split_over_every_device_match_one_device(checkpoints, clip, monkeypatch):
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
   # CPU devices share one memory: batch_size counts in all there (8 = one per test device);
   # alone, one at a time, each device's program is the same.
   one = jax.devices()[:1]
