@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.image_key = "image"
   config.data.eval_path = ""  # Folder of held-out images for eval; empty: the training source.
   config.data.num_workers = 2  # Loader worker threads/processes (0 = in the main process).
-  config.data.mask_kind = "free_form_and_box"  # 'free_form' | 'box' | 'glcic_box' | ...
+  config.data.mask_kind = "free_form_and_box"  # 'free_form' | 'box' | 'glcic_box' | 'outpaint' ...
   config.image_size = 128  # Square training crops.
   config.batch_size = 4  # Global batch, split over every device of every host.
 

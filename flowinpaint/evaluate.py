@@ -97,9 +97,10 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
     means over images (intensities in [0, 1]; PSNR in dB; hole metrics inside the hole only);
     'num_images'; 'seconds_per_image' (steady state, after a warm-up call);
     'first_call_seconds' (the warm-up: compilation included) and 'compile_seconds' (the
-    warm-up's excess over the steady-state time of the same images); 'images_per_second'
-    (steady state) and 'devices' (how many a batch is split over); with `return_outputs`,
-    'outputs' (uint8 [N, H, W, 3], the composited results that were scored).
+    warm-up's excess over the steady-state time of the same images; for an inpainter with a
+    `warm_up(rgb, hole)` method, which compiles without inpainting, both are that call's time);
+    'images_per_second' (steady state) and 'devices' (how many a batch is split over); with
+    `return_outputs`, 'outputs' (uint8 [N, H, W, 3], the composited results that were scored).
   """
   images = _as_uint8_images(images)
   masks = np.asarray(masks)
@@ -116,7 +117,13 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
   capacity = getattr(inpainter, "batch_capacity", None)
   k = min(int(capacity() if capacity else getattr(inpainter, "max_batch", 1)), n)
   start = time.perf_counter()
-  inference.inpaint_batch(inpainter, images[:k], holes[:k])
+  warm_up = getattr(inpainter, "warm_up", None)
+  if warm_up is not None:
+    # A per-image optimisation (DIP) compiles without fitting: a warm-up fit would cost as much
+    # as scoring an image. first_call_seconds is then the compilation alone.
+    warm_up(images[0], holes[0])
+  else:
+    inference.inpaint_batch(inpainter, images[:k], holes[:k])
   first = time.perf_counter() - start
   start = time.perf_counter()
   outputs = inference.inpaint_batch(inpainter, images, holes)
@@ -134,7 +141,7 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
       images_per_second=n / seconds if seconds > 0 else float("inf"),
       devices=inference.devices_used(inpainter),
       first_call_seconds=first,
-      compile_seconds=max(first - per_image * k, 0.0),
+      compile_seconds=first if warm_up is not None else max(first - per_image * k, 0.0),
   )
   if return_outputs:
     result["outputs"] = outputs
@@ -185,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a method that needs no trained model: " + inference.methods_help())
   pretrained.add_arguments(p, how)
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
+  p.add_argument("--iterations", type=int, default=inference.DIP_ITERATIONS,
+                 help="--method dip: Adam steps per image (default %(default)s, the reference's "
+                 "setting for large holes)")
+  p.add_argument("--seed", type=int, default=0, help="random seed of the methods that use one")
   p.add_argument("--images", required=True, help="folder of images (searched recursively)")
   p.add_argument("--size", type=int, default=None,
                  help="centre square resized to SIZE x SIZE (default: a checkpoint's training "
@@ -197,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "masks on every run (default 2024, the trainer's eval_mask_seed)")
   p.add_argument("--mask-kind", default="free_form_and_box", choices=MASK_KINDS,
                  help="the kind of evaluation masks (flowinpaint.data.masks; default "
-                 "free_form_and_box, DeepFill v2's training masks)")
+                 "free_form_and_box, DeepFill v2's training masks; outpaint: bands along 1-4 "
+                 "sides, to score an outpainting model)")
   p.add_argument("--output", help="write the results as JSON here")
   p.add_argument("--save-images", metavar="DIR",
                  help="write what was scored: INDEX_input.png (the image), INDEX_mask.png "
@@ -332,6 +344,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise _nothing_to_evaluate()
   if args.size is not None and args.size < 8:
     raise UserError(f"--size must be >= 8, got {args.size}")
+  if args.iterations < 1:
+    raise UserError(f"--iterations must be >= 1, got {args.iterations}")
   if args.num is not None and args.num < 1:
     raise UserError(f"--num must be >= 1, got {args.num}")
   if args.output and os.path.isdir(args.output):
@@ -341,8 +355,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   # Paths first: a wrong folder or output fails before any model is loaded.
   _, num = _check_data(args)
   pretrained.resolve_args(args)
-  inpainter = (inference.make_inpainter(args.method, radius=args.radius) if args.method
-               else inference.make_inpainter(args.checkpoint))
+  inpainter = (inference.make_inpainter(args.method, radius=args.radius,
+                                        iterations=args.iterations, seed=args.seed)
+               if args.method else inference.make_inpainter(args.checkpoint))
   aux_outputs.check_model(inpainter, dirs, f"checkpoint {args.checkpoint!r}")
   size = eval_size(args, inpainter)
   images, masks = _load(args, num, size)
@@ -368,6 +383,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "size": size,
         "mask_seed": args.mask_seed,
         "mask_kind": args.mask_kind,
+        **({"iterations": args.iterations, "seed": args.seed} if args.method == "dip" else {}),
         "metrics_scale": "intensities in [0, 1]; PSNR in dB; *_hole: inside the hole only",
         **{k: _json_safe(v) for k, v in result.items()},
     }

@@ -434,13 +434,27 @@ def _classical(method: str):
   return make
 
 
+# Adam steps of `--method dip` unless --iterations says otherwise: the reference's setting for
+# large holes (flowinpaint.models.dip.PRESETS['large_hole']; a test keeps the two equal).
+DIP_ITERATIONS = 3001
+
+
+def _dip(*, iterations: Optional[int] = None, seed: int = 0, time_limit: Optional[float] = None,
+         progress: Optional[bool] = None, **_) -> Inpainter:
+  from flowinpaint.dip import DIPInpainter  # Lazy: JAX only when the method is used.
+  return DIPInpainter(iterations=DIP_ITERATIONS if iterations is None else iterations,
+                      seed=seed, time_limit=time_limit, progress=progress)
+
+
 # The methods that need no checkpoint: name -> (factory, one-line description). The tools
 # (inpaint, evaluate, serve, remove's --fill-method) offer exactly these names. A factory takes
-# the tools' method options as keywords (radius, ...) and ignores the ones it has no use for,
-# so one call serves every method.
+# the tools' method options as keywords (radius, iterations, seed, ...) and ignores the ones it
+# has no use for, so one call serves every method.
 METHODS: dict[str, tuple[Any, str]] = {
     "telea": (_classical("telea"), "OpenCV's Telea fast marching (classical; blurs large holes)"),
     "ns": (_classical("ns"), "OpenCV's Navier-Stokes diffusion (classical)"),
+    "dip": (_dip, "Deep Image Prior: fits a random network to each photo, no weights needed "
+            "(--iterations, --seed; slow: hours per 256x256 image on a CPU)"),
 }
 
 

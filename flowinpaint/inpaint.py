@@ -6,6 +6,14 @@ A folder (masks matched by file stem, or one mask file for every image):
   python -m flowinpaint.inpaint --checkpoint workdir/ --image photos/ --mask masks/ --output out/
 A large photo (the default --strategy auto picks one by size; see flowinpaint.highres):
   python -m flowinpaint.inpaint --checkpoint workdir/ --strategy crop --image 12mp.jpg ...
+Outpainting (no mask needed: the new border is the hole; flowinpaint.outpaint):
+  python -m flowinpaint.inpaint --method telea --image photo.jpg --extend 10%,0,10%,0 \
+      --output wider.png
+  python -m flowinpaint.inpaint --checkpoint outpaint_run/ --image photo.jpg --extend-to 16:9 \
+      --output wide.png
+Deep Image Prior (no weights; fits a network to each photo: hours per photo on a CPU):
+  python -m flowinpaint.inpaint --method dip --iterations 3001 --seed 0 --image photo.jpg \
+      --mask mask.png --output out.png
 StructureFlow's structure and appearance flow next to the result (flowinpaint.aux_outputs):
   python -m flowinpaint.inpaint --checkpoint sf_run/ --image photos/ --mask masks/ \
       --output out/ --save-structure out/structure --save-flow out/flow
@@ -33,6 +41,7 @@ import numpy as np
 from flowinpaint import aux_outputs
 from flowinpaint import image_io
 from flowinpaint import inference
+from flowinpaint import outpaint as outpaint_lib
 from flowinpaint import pretrained
 from flowinpaint.data import masks as mask_ops
 from flowinpaint.errors import UserError, cli_entry
@@ -61,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
               description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--image", required=True, help="an image file, or a folder of images")
-  p.add_argument("--mask", required=True,
+  p.add_argument("--mask",
                  help="a mask file (used for every image), or a folder of masks named like the "
-                 "images (same file stem; 'STEM_mask' also matches)")
+                 "images (same file stem; 'STEM_mask' also matches); optional with --extend / "
+                 "--extend-to")
   p.add_argument("--output", required=True,
                  help="output file (single image) or folder; never one of the inputs")
   how = p.add_mutually_exclusive_group(required=True)
@@ -72,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a method that needs no trained model: " + inference.methods_help())
   pretrained.add_arguments(p, how)
   p.add_argument("--radius", type=int, default=3, help="neighbourhood radius for --method")
+  p.add_argument("--iterations", type=int, default=inference.DIP_ITERATIONS,
+                 help="--method dip: Adam steps per image (default %(default)s, the reference's "
+                 "setting for large holes)")
+  p.add_argument("--seed", type=int, default=0, help="random seed of the methods that use one")
   p.add_argument("--resize-mask", action="store_true",
                  help="resize a mask of another size to the image (nearest neighbour)")
   p.add_argument("--mask-orientation", choices=("displayed", "stored"), default="displayed",
@@ -98,6 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--postprocess", choices=("none", "glcic"), default="none",
                  help="'glcic': GLCIC's post-processing of the filled hole (OpenCV fast-marching "
                  "fill, then Poisson blending of the hole region)")
+  op = p.add_argument_group(
+      "outpainting (flowinpaint.outpaint)",
+      "Grow the canvas and fill the new border with the method or checkpoint (a --mask, if "
+      "given, is filled too). Large extensions run in steps: each grows a side by at most "
+      "--extend-step of the current canvas, then the next extends that result. The photo's "
+      "own pixels come back bit for bit.")
+  ext = op.add_mutually_exclusive_group()
+  ext.add_argument("--extend", metavar="L,T,R,B",
+                   help="pixels to add left, top, right, bottom; each in pixels (64) or a "
+                   "percentage of the image's width / height (25%%); one value: every side; "
+                   "two: left/right, top/bottom")
+  ext.add_argument("--extend-to", metavar="W:H",
+                   help="grow to this aspect ratio (16:9, 4:3, 1.5), centred: the smallest "
+                   "canvas that holds the photo")
+  op.add_argument("--extend-step", type=float, default=outpaint_lib.STEP, metavar="F",
+                  help="largest growth of a side in one step, as a fraction of the current "
+                  "canvas (default %(default)s: each new band is at most 20%% of the canvas it "
+                  "is filled in); 0: everything in one step")
   sf = p.add_argument_group(
       "model internals (StructureFlow and EdgeConnect checkpoints; flowinpaint.aux_outputs)",
       # Broken by hand: the raw formatter that keeps the examples' lines keeps these too.
@@ -162,7 +194,7 @@ def _mask_index(folder: str) -> dict[str, str]:
 def plan(args: argparse.Namespace) -> list[Job]:
   """The (image, mask, output) triples to run; checks the paths before any work."""
   for what, path in (("image", args.image), ("mask", args.mask)):
-    if not os.path.exists(path):
+    if path is not None and not os.path.exists(path):
       raise UserError(f"{what} {path!r} does not exist")
   if os.path.isdir(args.image):
     if os.path.exists(args.output) and not os.path.isdir(args.output):
@@ -173,12 +205,12 @@ def plan(args: argparse.Namespace) -> list[Job]:
     images = _list_images(args.image)
     if not images:
       raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {args.image!r}")
-    masks = _mask_index(args.mask) if os.path.isdir(args.mask) else None
+    masks = _mask_index(args.mask) if args.mask and os.path.isdir(args.mask) else None
     if masks is not None and image_io.same_file(args.mask, args.image):
       # Masks kept beside their images ('x.png' + 'x_mask.png'): the masks are not images.
       images = [p for p in images
                 if not os.path.splitext(os.path.basename(p))[0].endswith("_mask")]
-    elif masks is None:
+    elif masks is None and args.mask:
       images = [p for p in images if not image_io.same_file(p, args.mask)]
     jobs = []
     for path in images:
@@ -193,7 +225,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
         ext = "." + args.format.lower().lstrip(".")
       jobs.append(Job(path, mask, os.path.join(args.output, stem + ext)))
   else:
-    if os.path.isdir(args.mask):
+    if args.mask and os.path.isdir(args.mask):
       stem = os.path.splitext(os.path.basename(args.image))[0]
       masks = _mask_index(args.mask)
       mask = masks.get(stem) or masks.get(f"{stem}_mask")
@@ -237,7 +269,8 @@ def _check_aux_paths(jobs: Sequence[Job], dirs: dict[str, str], inputs: Sequence
 
 def _make_inpainter(args: argparse.Namespace):
   if args.method:
-    return inference.make_inpainter(args.method, radius=args.radius)
+    return inference.make_inpainter(args.method, radius=args.radius, iterations=args.iterations,
+                                    seed=args.seed)
   return inference.make_inpainter(args.checkpoint)
 
 
@@ -248,8 +281,10 @@ class _MaskCache:
     self.args = args
     self.cache: dict[str, np.ndarray] = {}
 
-  def get(self, path: str, shape: tuple[int, int], orientation: int = 1) -> np.ndarray:
+  def get(self, path: Optional[str], shape: tuple[int, int], orientation: int = 1) -> np.ndarray:
     """The hole for an image of `shape` whose EXIF `orientation` was applied on reading."""
+    if path is None:  # Outpainting without a mask: nothing inside the photo is a hole.
+      return np.zeros(shape, bool)
     if path not in self.cache:
       self.cache[path] = image_io.read_mask(path, mask_from=self.args.mask_from,
                                             max_pixels=self.args.max_pixels)
@@ -290,6 +325,9 @@ def _prepare(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
   if args.dilate:
     hole = mask_ops.dilate(hole, args.dilate) > 0.5
   ratio = float(hole.mean())
+  if extending(args):
+    _run_outpaint(job, img, hole, inpainter, args, inputs, start)
+    return
   if ratio > INVERTED_WARNING_FRACTION:
     hint = "" if args.invert_mask else " - inverted? use --invert-mask"
     _warn(f"mask {job.mask} covers {ratio:.0%} of {job.image}{hint}")
@@ -422,7 +460,7 @@ def run_folder(jobs: Sequence[Job], inpainter, masks: _MaskCache, args: argparse
     works.clear()
 
   for job in jobs:
-    if job.mask is None:
+    if job.mask is None and args.mask is not None:
       _warn(f"no mask for {job.image} in {args.mask} (expected "
             f"{os.path.splitext(os.path.basename(job.image))[0]}.*); skipped")
       failed += 1
@@ -439,6 +477,55 @@ def run_folder(jobs: Sequence[Job], inpainter, masks: _MaskCache, args: argparse
       flush()
   flush()
   return failed
+
+
+def extending(args: argparse.Namespace) -> bool:
+  return bool(args.extend or args.extend_to)
+
+
+def _margins(args: argparse.Namespace, shape: tuple[int, int]) -> outpaint_lib.Margins:
+  h, w = shape
+  try:
+    if args.extend:
+      return outpaint_lib.parse_margins(args.extend, w, h)
+    return outpaint_lib.margins_for_aspect(w, h, args.extend_to)
+  except ValueError as e:
+    flag = "--extend" if args.extend else "--extend-to"
+    raise UserError(f"{flag}: {e}") from e
+
+
+def _run_outpaint(job: Job, img: image_io.LoadedImage, hole: np.ndarray, inpainter: Any,
+                  args: argparse.Namespace, inputs: Sequence[str], start: float) -> None:
+  """Grows the canvas of one image, fills the border (and `hole`) and writes it."""
+  from flowinpaint import highres  # Lazy, like the inpainter: `--help` stays fast.
+  margins = _margins(args, img.shape)
+  h, w = img.shape
+  new_w, new_h = margins.size(w, h)
+  limit = image_io.MAX_PIXELS if args.max_pixels is None else args.max_pixels
+  if limit and new_w * new_h > limit:
+    raise UserError(f"extending {job.image} ({w}x{h}) by {margins} (L,T,R,B px) gives "
+                    f"{new_w}x{new_h} = {new_w * new_h / 1e6:.1f} megapixels, over the limit of "
+                    f"{limit / 1e6:g} (--max-pixels)")
+  if not margins.any() and not hole.any():
+    print(f"note: {job.image} is already {w}x{h} ({args.extend or args.extend_to}); written "
+          "unchanged", file=sys.stderr)
+
+  def fill(rgb: np.ndarray, new_hole: np.ndarray) -> np.ndarray:
+    return highres.inpaint_highres(inpainter, rgb, new_hole, strategy=args.strategy,
+                                   model_size=args.model_size, crop_margin=args.crop_margin,
+                                   crop_trigger=args.crop_trigger, resize_limit=args.resize_limit)
+
+  out, steps = outpaint_lib.outpaint(fill, img.rgb, margins, hole=hole if hole.any() else None,
+                                     step=args.extend_step)
+  # The new border is painted, so it is opaque in an image with transparency.
+  alpha = None if img.alpha is None else outpaint_lib.extend_plane(img.alpha, margins, 255)
+  like = dataclasses.replace(img, rgb=out, alpha=alpha)
+  for note in image_io.save_loaded(job.output, out, like, inputs=inputs, quality=args.quality):
+    _warn(note)
+  how = f"{len(steps)} step{'s' if len(steps) != 1 else ''}"
+  print(f"wrote {job.output} ({new_w}x{new_h}: {w}x{h} extended by {margins} px L,T,R,B in "
+        f"{how}{f', hole {float(hole.mean()):.1%}' if hole.any() else ''}, "
+        f"{time.perf_counter() - start:.2f} s)")
 
 
 def _check_one_pass(image: str, shape: tuple[int, int], dirs: dict[str, str],
@@ -470,6 +557,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise _no_way_to_fill()
   if args.radius < 1:
     raise UserError(f"--radius must be >= 1, got {args.radius}")
+  if args.iterations < 1:
+    raise UserError(f"--iterations must be >= 1, got {args.iterations}")
+  if args.mask is None and not extending(args):
+    raise UserError("--mask is required (a file or a folder of masks), unless --extend or "
+                    "--extend-to grows the canvas")
+  if extending(args):
+    if not args.extend_step >= 0:
+      raise UserError(f"--extend-step must be >= 0, got {args.extend_step}")
+    for flag, bad in (("--feather", args.feather), ("--postprocess glcic",
+                                                    args.postprocess == "glcic"),
+                      ("--save-structure", args.save_structure), ("--save-flow", args.save_flow),
+                      ("--save-edges", args.save_edges)):
+      if bad:
+        raise UserError(f"{flag} cannot be combined with --extend / --extend-to (it works on "
+                        "holes inside the photo, in one pass)")
   for flag, value, low in (("--crop-trigger", args.crop_trigger, 1),
                            ("--crop-margin", args.crop_margin, 0),
                            ("--resize-limit", args.resize_limit, 1),

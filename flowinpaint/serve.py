@@ -1,8 +1,9 @@
 r"""A local web page to inpaint photos: `python -m flowinpaint.serve`.
 
-With a flowinpaint checkpoint, or with a classical OpenCV method:
+With a flowinpaint checkpoint, a classical OpenCV method, or Deep Image Prior (no weights):
   python -m flowinpaint.serve --checkpoint places2/
   python -m flowinpaint.serve --method telea
+  python -m flowinpaint.serve --method dip --time-limit 120
 
 Open the printed address, load a photo, paint the hole with the brush, press Run, compare and
 download. Served by the standard library's http.server (no web framework to install), on
@@ -13,7 +14,8 @@ download. Served by the standard library's http.server (no web framework to inst
 
 POST /api/inpaint takes multipart/form-data (fields `image`, `mask`: files; `strategy`
 optional) or JSON `{"image": base64 or data URL, "mask": ..., "strategy": ...}` and answers a PNG
-(errors: JSON `{"error": "..."}` with a 4xx status). GET /api/info describes the model and limits.
+(errors: JSON `{"error": "..."}` with a 4xx status; a header X-Inpaint-Note says when a fit
+stopped early). GET /api/info describes the model and limits.
 Masks: white (> 127 in any channel) = hole, the same size as the (EXIF-rotated) image.
 
 Safety: request bodies over --max-upload-mb are refused before they are read (413), images over
@@ -21,7 +23,9 @@ Safety: request bodies over --max-upload-mb are refused before they are read (41
 request (no file names from the client are used); no CORS headers are sent and requests from
 other origins or to other host names (DNS rebinding) are refused (403); one inpainting runs at a
 time and at most --max-queue wait (503 beyond). With a model, the requests that waited meanwhile
-run together next, split over every local device.
+run together next, split over every local device. A method that fits each photo (dip) stops at
+--time-limit seconds and answers with its fit so far, so no request outlasts what a browser waits
+(about 5 minutes); the page counts the seconds while it works.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ STATIC = {
 }
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 STRATEGIES = ("auto", "full", "crop", "resize")
+# Seconds a DIP fit may run per request (Firefox gives up waiting for a response at 300 s).
+DIP_TIME_LIMIT = 240.0
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -104,6 +110,8 @@ class App:
   def __init__(self, inpaint: Callable[[np.ndarray, np.ndarray, str], np.ndarray], *,
                name: str, max_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
                max_queue: int = 4, default_strategy: str = "auto",
+               max_seconds: Optional[float] = None,
+               note: Optional[Callable[[], Optional[str]]] = None,
                inpaint_many: Optional[Callable[[list[tuple[np.ndarray, np.ndarray, str]]],
                                                list[np.ndarray]]] = None):
     """`inpaint_many` (optional): [(rgb, hole, strategy)] -> outputs, each as `inpaint` gives
@@ -115,6 +123,11 @@ class App:
     self._waiting: list[_Request] = []
     self._waiting_lock = threading.Lock()
     self.name = name
+    # The longest a run may take (None: fast, unbounded); the page shows it while it waits.
+    self.max_seconds = max_seconds
+    # Called after each run (under the lock): a remark on that run, e.g. an early stop.
+    self.note = note
+    self._local = threading.local()
     self.max_bytes = int(max_bytes)
     self.max_pixels = int(max_pixels)
     self.default_strategy = default_strategy
@@ -124,7 +137,11 @@ class App:
   def info(self) -> dict[str, Any]:
     return {"model": self.name, "max_upload_bytes": self.max_bytes,
             "max_pixels": self.max_pixels, "strategies": list(STRATEGIES),
-            "default_strategy": self.default_strategy}
+            "default_strategy": self.default_strategy, "max_seconds": self.max_seconds}
+
+  def last_note(self) -> Optional[str]:
+    """The note on this thread's last run (None if there was nothing to say)."""
+    return getattr(self._local, "note", None)
 
   def decode(self, data: bytes, what: str, *, keep_alpha: bool = False) -> Image.Image:
     """PIL image from bytes with the pixel limit checked before decoding; EXIF applied."""
@@ -165,7 +182,11 @@ class App:
     if self.inpaint_many is None:
       with self._lock:
         self.batch_sizes.append(1)
-        return self.inpaint(rgb, hole, strategy)
+        self._local.note = None
+        out = self.inpaint(rgb, hole, strategy)
+        self._local.note = self.note() if self.note is not None else None
+        return out
+    self._local.note = None  # A model's batched run leaves no note.
     mine = _Request(rgb, hole, strategy)
     with self._waiting_lock:
       self._waiting.append(mine)
@@ -347,8 +368,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
       t0 = time.perf_counter()
       png = self.app.run(fields["image"], fields["mask"],
                          strategy if isinstance(strategy, str) else None)
-      self._send(200, png, "image/png",
-                 {"X-Inpaint-Seconds": f"{time.perf_counter() - t0:.3f}"})
+      extra = {"X-Inpaint-Seconds": f"{time.perf_counter() - t0:.3f}"}
+      note = self.app.last_note()
+      if note:
+        extra["X-Inpaint-Note"] = note.encode("ascii", "replace").decode("ascii")
+      self._send(200, png, "image/png", extra)
     except HTTPError as e:
       self._error(e.status, e.message)
     except Exception as e:  # pylint: disable=broad-except
@@ -395,6 +419,31 @@ def make_inpaint_many_fn(inpainter: Any
         out[i] = one(*item)
     return out
   return run
+
+
+def fit_note(inpainter: Any) -> Callable[[], Optional[str]]:
+  """A note for the last run of an inpainter that records `last_fit` (flowinpaint.dip)."""
+
+  def note() -> Optional[str]:
+    fit = getattr(inpainter, "last_fit", None)
+    if fit is None or not fit.stopped_early:
+      return None
+    return (f"stopped at the time limit after {fit.iterations} of {inpainter.iterations} "
+            "iterations; a longer --time-limit (or fewer --iterations) gives a finished fit")
+  return note
+
+
+def _with_deadline(run: Callable[[np.ndarray, np.ndarray, str], np.ndarray], inpainter: Any,
+                   seconds: float) -> Callable[[np.ndarray, np.ndarray, str], np.ndarray]:
+  """`run` with one time budget per request for every fit it makes (a large photo's crops)."""
+
+  def bounded(rgb: np.ndarray, hole: np.ndarray, strategy: str) -> np.ndarray:
+    inpainter.deadline = time.perf_counter() + seconds
+    try:
+      return run(rgb, hole, strategy)
+    finally:
+      inpainter.deadline = None
+  return bounded
 
 
 def make_server(app: App, host: str = "127.0.0.1", port: int = 8000
@@ -444,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
                  help="requests that may wait for the model (more get HTTP 503)")
   p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                  help="default high-resolution strategy (see flowinpaint.highres)")
+  p.add_argument("--iterations", type=int, default=inference.DIP_ITERATIONS,
+                 help="--method dip: Adam steps per image (default %(default)s, the reference's "
+                 "setting for large holes)")
+  p.add_argument("--seed", type=int, default=0, help="random seed of the methods that use one")
+  p.add_argument("--time-limit", type=float, default=DIP_TIME_LIMIT, metavar="S",
+                 help="--method dip: stop a fit after S seconds (compilation included) and "
+                 "answer with the fit so far (default %(default)g: browsers give up on a request "
+                 "after about 5 minutes); 0: no limit")
   return p
 
 
@@ -455,13 +512,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
     raise UserError("--max-upload-mb and --max-megapixels must be positive")
   pretrained.resolve_args(args)
-  inpainter = inference.make_inpainter(args.checkpoint or args.method)
+  if args.iterations < 1:
+    raise UserError(f"--iterations must be >= 1, got {args.iterations}")
+  if args.time_limit < 0:
+    raise UserError(f"--time-limit must be >= 0 seconds, got {args.time_limit:g}")
+  time_limit = args.time_limit or None
+  if args.method:
+    # No progress bars: they would interleave with the request log.
+    inpainter = inference.make_inpainter(args.method, iterations=args.iterations, seed=args.seed,
+                                         time_limit=time_limit, progress=False)
+  else:
+    inpainter = inference.make_inpainter(args.checkpoint)
   name = args.pretrained or getattr(inpainter, "name", None) or (args.method or args.checkpoint)
-  app = App(make_inpaint_fn(inpainter), inpaint_many=make_inpaint_many_fn(inpainter),
-            name=str(name),
+  fits = hasattr(inpainter, "last_fit")  # A per-photo fit (dip): slow, bounded by the limit.
+  run = make_inpaint_fn(inpainter)
+  if fits and time_limit:
+    run = _with_deadline(run, inpainter, time_limit)
+  app = App(run, inpaint_many=make_inpaint_many_fn(inpainter), name=str(name),
             max_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=int(args.max_megapixels * 1e6), max_queue=args.max_queue,
-            default_strategy=args.strategy)
+            default_strategy=args.strategy, max_seconds=time_limit if fits else None,
+            note=fit_note(inpainter) if fits else None)
   try:
     server = make_server(app, args.host, args.port)
   except OSError as e:

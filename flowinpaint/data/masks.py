@@ -27,6 +27,7 @@ __all__ = [
     'free_form_mask',
     'from_valid_mask',
     'glcic_box_mask',
+    'outpaint_mask',
     'sample_mask',
     'sample_masks',
 ]
@@ -175,6 +176,44 @@ def glcic_box_mask(
   return mask
 
 
+def outpaint_mask(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    *,
+    min_band: float = 0.05,
+    max_band: float = 0.25,
+    max_sides: int = 4,
+) -> np.ndarray:
+  """Outpainting holes: bands along 1..max_sides sides of the image, float32 [H, W].
+
+  The number of sides is uniform in 1..max_sides and the sides are distinct, drawn uniformly;
+  each band's width is uniform in [min_band, max_band] of the image's width (left, right) or
+  height (top, bottom), at least one pixel. Fractions, so the masks scale with the image. The
+  defaults match the inpaint tool's --extend steps (flowinpaint.outpaint.STEP: a new band is at
+  most 20% of the canvas it is filled in).
+  """
+  _check_size(height, width)
+  if not 0 < min_band <= max_band < 0.5:
+    raise ValueError(f'need 0 < min_band <= max_band < 0.5, got {min_band}, {max_band}')
+  if not 1 <= max_sides <= 4:
+    raise ValueError(f'max_sides must be in 1..4, got {max_sides}')
+  mask = np.zeros((height, width), np.float32)
+  sides = rng.choice(4, size=int(rng.integers(1, max_sides + 1)), replace=False)
+  for side in sides.tolist():
+    length = width if side in (0, 2) else height  # 0 left, 1 top, 2 right, 3 bottom
+    band = max(1, int(round(rng.uniform(min_band, max_band) * length)))
+    if side == 0:
+      mask[:, :band] = 1
+    elif side == 1:
+      mask[:band] = 1
+    elif side == 2:
+      mask[:, width - band:] = 1
+    else:
+      mask[height - band:] = 1
+  return mask
+
+
 def _free_form_and_box(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
   # DeepFill v2 trains on the union of a box and strokes (inpaint_model.py, build_graph).
   box = box_mask(rng, height, width)
@@ -186,6 +225,7 @@ _SAMPLERS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     'box': box_mask,
     'glcic_box': glcic_box_mask,
     'free_form_and_box': _free_form_and_box,
+    'outpaint': outpaint_mask,
 }
 MASK_KINDS: tuple[str, ...] = tuple(_SAMPLERS)
 

@@ -163,8 +163,21 @@
   compare.addEventListener('input', showCompare);
   original.addEventListener('change', showCompare);
 
+  // A slow method (a per-photo fit) says how long it may take; the status counts the seconds.
+  function workingMessage(seconds) {
+    const limit = state.limits && state.limits.max_seconds;
+    return `Inpainting... ${seconds} s` +
+      (limit ? ` (this method fits a network to the photo: up to ${Math.round(limit)} s)` : '');
+  }
+
   $('run').addEventListener('click', async () => {
-    setState('running', 'Inpainting...');
+    setState('running', workingMessage(0));
+    const started = performance.now();
+    const ticker = setInterval(() => {
+      if (document.body.dataset.state === 'running') {
+        $('status').textContent = workingMessage(Math.round((performance.now() - started) / 1000));
+      }
+    }, 1000);
     const maskBlob = await new Promise((resolve) => maskCanvas().toBlob(resolve, 'image/png'));
     const form = new FormData();
     form.append('image', state.file, 'image');
@@ -191,10 +204,13 @@
       $('download').href = state.resultUrl;
       const base = state.file.name.replace(/\.[^.]*$/, '') || 'image';
       $('download').download = `${base}_inpainted.png`;
-      setState('done', `Done in ${((performance.now() - t0) / 1000).toFixed(1)} s. Drag the ` +
-               'slider to compare; paint again to refine.');
+      const note = response.headers.get('X-Inpaint-Note');
+      setState('done', `Done in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+               (note ? ` (${note})` : '') + '. Drag the slider to compare; paint again to refine.');
     } catch (e) {
       setState('error', `Request failed: ${e}`);
+    } finally {
+      clearInterval(ticker);
     }
   });
 

@@ -51,6 +51,7 @@ class TestSampling:
       ('box', 0.14, 0.25),
       ('glcic_box', 0.14, 0.25),
       ('free_form_and_box', 0.1, 0.5),
+      ('outpaint', 0.15, 0.45),
   ])
   def test_hole_ratio_plausible(self, kind, low, high):
     m = masks.sample_masks(11, np.arange(100), 256, 256, kind)
@@ -125,6 +126,40 @@ class TestShapes:
                                min_vertices=1, max_vertices=1, min_width=20, max_width=20,
                                flip=False)
     assert 0 < one.mean() < 0.1  # One short segment of width 20.
+
+  def test_outpaint_bands_on_one_to_four_sides(self):
+    counts, widths = set(), []
+    for s in range(120):
+      h, w = 200, 300
+      m = masks.outpaint_mask(np.random.default_rng(s), h, w)
+      assert m.dtype == np.float32 and set(np.unique(m).tolist()) <= {0.0, 1.0}
+      # The known part is one rectangle: the bands are full-length strips at the border.
+      rows, cols = np.nonzero(m == 0)
+      top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+      assert (m[top:bottom, left:right] == 0).all() and m.sum() == h * w - (bottom - top) * (
+          right - left)
+      bands = {'left': left, 'top': top, 'right': w - right, 'bottom': h - bottom}
+      sides = {k: v for k, v in bands.items() if v}
+      counts.add(len(sides))
+      for side, width in sides.items():
+        length = w if side in ('left', 'right') else h
+        assert 0.05 * length - 1 <= width <= 0.25 * length + 1, (side, width)
+        widths.append(width / length)
+    assert counts == {1, 2, 3, 4}
+    assert min(widths) < 0.08 and max(widths) > 0.22  # The whole range is used.
+
+  def test_outpaint_kind_is_seeded_and_checked(self):
+    a = masks.sample_masks(4, [0, 1], 64, 48, 'outpaint')
+    np.testing.assert_array_equal(a, masks.sample_masks(4, [0, 1], 64, 48, 'outpaint'))
+    assert a.shape == (2, 64, 48, 1)
+    np.testing.assert_array_equal(masks.eval_masks(3, 32, 32, kind='outpaint')[2],
+                                  masks.sample_masks(2024, [2], 32, 32, 'outpaint')[0])
+    one = masks.outpaint_mask(np.random.default_rng(0), 4, 4, min_band=0.01, max_band=0.02)
+    assert one.sum() in (4, 7, 10, 12)  # Bands of one pixel on 1-4 sides of a 4x4 image.
+    with pytest.raises(ValueError, match='min_band'):
+      masks.outpaint_mask(np.random.default_rng(0), 8, 8, min_band=0.3, max_band=0.2)
+    with pytest.raises(ValueError, match='max_sides'):
+      masks.outpaint_mask(np.random.default_rng(0), 8, 8, max_sides=5)
 
 
 class TestConverters:
