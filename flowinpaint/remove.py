@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="--preset dfvi: working sizes of DFC-Net stages 2 and 3 (default "
                  "600x320,840x480, the authors')")
   p.add_argument("--max-frames-in-memory", type=int, metavar="N",
-                 help="process in overlapping windows of N frames so memory stays bounded")
+                 help="frames per window (the video streams through the stages in overlapping "
+                 "windows; default: as many as a 1 GiB budget holds at the frame size)")
   p.add_argument("--crf", type=int, default=17, help="H.264 quality, lower = better (17)")
   p.add_argument("--no-audio", action="store_true",
                  help="write the video without the input's sound (by default its audio track is "
