@@ -31,7 +31,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "deepfill_v2"
   config.model.cnum = 24  # Generator width; the paper's DeepFill v2 uses 48.
-  config.model.ca_chunk_size = 0  # Contextual attention foreground chunk (0 = one chunk).
+  # Contextual attention (DeepFill): foreground tile in positions (0 = chosen from the sizes
+  # under the score-memory budget, in bytes; 0 = no bound).
+  config.model.ca_chunk_size = 0
+  config.model.ca_max_score_bytes = 2 * 1024**3
 
   # --- Data ------------------------------------------------------------------------------------
   config.data = ml_collections.ConfigDict()

@@ -28,7 +28,7 @@ def base_config(name: str):
   config.model.canny_sigma = 2.0  # SIGMA: 2.
   config.model.canny_low = 0.1  # skimage's default hysteresis thresholds.
   config.model.canny_high = 0.2
-  del config.model.cnum, config.model.ca_chunk_size  # DeepFill knobs.
+  del config.model.cnum, config.model.ca_chunk_size, config.model.ca_max_score_bytes  # DeepFill.
   config.image_size = 256
   config.batch_size = 8
   config.num_train_steps = 2_000_000  # MAX_ITERS: 2e6.

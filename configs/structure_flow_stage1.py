@@ -35,7 +35,7 @@ def base_config(name: str):
   config.model.rtv_mask_mode = "diffuse"
   config.model.rtv_mask_dilation = 3
   config.model.rtv_blur_padding = "symmetric"
-  del config.model.cnum, config.model.ca_chunk_size  # DeepFill knobs.
+  del config.model.cnum, config.model.ca_chunk_size, config.model.ca_max_score_bytes  # DeepFill.
   config.image_size = 256
   config.batch_size = 8
   config.num_train_steps = 1_000_000

@@ -102,9 +102,13 @@ def device_peak_mib() -> float | None:
   return peak / 2**20 if peak is not None else None
 
 
-def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int = 20,
-            warmup: int = 3, max_seconds: float = float("inf")) -> dict:
-  """One row: times `kind` ('infer' | 'train') at size x size, batch, dtype for `config`."""
+def prepare(config, kind: str, size: int, batch: int, dtype: str):
+  """Compiles `kind` ('infer' | 'train') at size x size, batch, dtype for `config`.
+
+  Returns (fn, info): `fn()` runs one call (a train step advances its own, donated state) and
+  returns its outputs; `info` has the model, parameter counts, phase, compile seconds and the
+  compiled call's memory (MiB).
+  """
   import jax
   import jax.numpy as jnp
 
@@ -142,8 +146,20 @@ def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int 
     def fn():
       holder["state"], metrics = compiled(holder["state"], arrays, vgg_params=vgg)
       return metrics
-  compile_s = time.perf_counter() - t0
-  memory_mib = compiled_memory_mib(compiled)
+  info = {"model": config.model.name, "cnum": config.model.get("cnum"),
+          "g_params": count(state.g_vars["params"]),
+          "d_params": count(state.d_vars["params"]) if state.d_vars else 0,
+          "phase": phase.value if phase else None, "compile_s": time.perf_counter() - t0,
+          "memory_mib": compiled_memory_mib(compiled)}
+  return fn, info
+
+
+def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int = 20,
+            warmup: int = 3, max_seconds: float = float("inf")) -> dict:
+  """One row: times `kind` ('infer' | 'train') at size x size, batch, dtype for `config`."""
+  import jax
+
+  fn, info = prepare(config, kind, size, batch, dtype)
   t0 = time.perf_counter()
   jax.block_until_ready(fn())
   first = time.perf_counter() - t0
@@ -158,15 +174,14 @@ def measure(config, kind: str, size: int, batch: int, dtype: str, *, iters: int 
       break
   median = statistics.median(times)
   device = jax.devices()[0]
-  return {"model": config.model.name, "cnum": config.model.get("cnum"),
-          "g_params": count(state.g_vars["params"]),
-          "d_params": count(state.d_vars["params"]) if state.d_vars else 0,
+  return {"model": info["model"], "cnum": info["cnum"], "g_params": info["g_params"],
+          "d_params": info["d_params"],
           "workload": f"{kind} {size}x{size} batch {batch}", "kind": kind, "size": size,
-          "batch": batch, "dtype": dtype, "phase": phase.value if phase else None,
+          "batch": batch, "dtype": dtype, "phase": info["phase"],
           "d_steps": int(config.d_steps_per_g_step) if kind == "train" else None,
           "ms": median * 1e3, "img_per_s": batch / median, "iters": len(times),
-          "ms_min": min(times) * 1e3, "compile_s": compile_s, "first_call_s": first,
-          "memory_mib": memory_mib, "peak_mib": device_peak_mib(),
+          "ms_min": min(times) * 1e3, "compile_s": info["compile_s"], "first_call_s": first,
+          "memory_mib": info["memory_mib"], "peak_mib": device_peak_mib(),
           "device": f"{device.device_kind} ({device.platform})", "jax": jax.__version__}
 
 

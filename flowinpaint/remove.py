@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="--preset dfvi: working sizes of DFC-Net stages 2 and 3 (default "
                  "600x320,840x480, the authors')")
   p.add_argument("--max-frames-in-memory", type=int, metavar="N",
-                 help="process in overlapping windows of N frames so memory stays bounded")
+                 help="frames per window (the video streams through the stages in overlapping "
+                 "windows; default: as many as a 1 GiB budget holds at the frame size)")
   p.add_argument("--crf", type=int, default=17, help="H.264 quality, lower = better (17)")
   p.add_argument("--no-audio", action="store_true",
                  help="write the video without the input's sound (by default its audio track is "
@@ -276,7 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     estimator = _make_part("--flow", args.flow or "dis", make_flow_estimator)
     completer = _make_part("--flow-completion", args.flow_completion or "laplacian",
                            pipeline.make_flow_completer)
-    inpainter = _make_part("--fill-method", args.fill_method or "telea", make_inpainter)
+    # One frame per device per call: frames are large (on a CPU, one at a time, as before).
+    inpainter = _make_part("--fill-method", args.fill_method or "telea",
+                           lambda spec: make_inpainter(spec, max_batch=1))
+    import jax
+    if args.fill_method == "dip" and jax.default_backend() == "cpu":
+      print("warning: --fill-method dip fits a network to every frame that keeps unseen "
+            "pixels (thousands of steps each: hours per frame on a CPU); telea or patchmatch "
+            "take seconds", file=sys.stderr)
 
   keep = set(indices)
 

@@ -11,6 +11,7 @@ its position in frame t + 1, `backward_flow[t]` maps a pixel of frame t + 1 to f
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -110,22 +111,48 @@ def _paste(frame: np.ndarray, mask: np.ndarray, sprite: np.ndarray, rgb: np.ndar
     mask[y0:y1, x0:x1] |= s
 
 
-def make_clip(photo: str | np.ndarray = "astronaut", num_frames: int = 16, height: int = 240,
-              width: int = 432, *, seed: int = 0, pan: float = 0.25, zoom: float = 1.1,
-              num_objects: int = 2, object_size: float = 0.35, object_speed: float = 0.02,
-              shapes: tuple[str, ...] = ("person", "blob"), integer_pan: bool = False,
-              fps: float = 24.0) -> Clip:
-  """Renders a clip of a camera panning/zooming over `photo` with moving occluders.
+@dataclasses.dataclass(frozen=True)
+class _Occluder:
+  sprite: np.ndarray      # bool [h, w]
+  rgb: np.ndarray         # uint8 [h, w, 3]
+  positions: np.ndarray   # int [T, 2] top-left (x, y) per frame
 
-  Args:
-    photo: a name from PHOTOS or an RGB uint8 array.
-    pan: total camera travel over the clip, as a fraction of the view width.
-    zoom: ratio of the view size at the first frame to the last (1 = no zoom).
-    object_size: occluder height as a fraction of the frame height.
-    object_speed: occluder speed, as a fraction of the frame width per frame.
-    integer_pan: no zoom and whole-pixel pan steps with nearest sampling, so warping one frame
-      along the flow reproduces the next one bit-exactly (for exactness tests).
-  """
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+  """A clip's camera path and occluders, rendered one frame at a time (`render`)."""
+  photo: np.ndarray        # uint8 [ph, pw, 3], already shrunk to about one pixel per frame pixel
+  centers: np.ndarray      # float64 [T, 2] photo point at the frame centre
+  scales: np.ndarray       # float64 [T] photo pixels per frame pixel
+  occluders: tuple[_Occluder, ...]
+  height: int
+  width: int
+  nearest: bool
+
+  @property
+  def num_frames(self) -> int:
+    return len(self.scales)
+
+  def render(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame uint8 [H,W,3], background uint8 [H,W,3], mask bool [H,W]) of frame t."""
+    m = _camera_maps(self.centers[t:t + 1], self.scales[t:t + 1], self.height, self.width)[0]
+    interp = cv2.INTER_NEAREST if self.nearest else cv2.INTER_LINEAR
+    background = cv2.remap(self.photo, m[..., 0], m[..., 1], interp,
+                           borderMode=cv2.BORDER_REFLECT)
+    frame = background.copy()
+    mask = np.zeros((self.height, self.width), bool)
+    for o in self.occluders:
+      x, y = o.positions[t]
+      _paste(frame, mask, o.sprite, o.rgb, x, y)
+    return frame, background, mask
+
+
+def make_scene(photo: str | np.ndarray = "astronaut", num_frames: int = 16, height: int = 240,
+               width: int = 432, *, seed: int = 0, pan: float = 0.25, zoom: float = 1.1,
+               num_objects: int = 2, object_size: float = 0.35, object_speed: float = 0.02,
+               shapes: tuple[str, ...] = ("person", "blob"),
+               integer_pan: bool = False) -> Scene:
+  """The camera path and occluders of `make_clip` (same arguments), nothing rendered yet."""
   rng = np.random.default_rng(seed)
   img = load_photo(photo) if isinstance(photo, str) else np.asarray(photo, np.uint8)
   ph, pw = img.shape[:2]
@@ -162,15 +189,8 @@ def make_clip(photo: str | np.ndarray = "astronaut", num_frames: int = 16, heigh
   centers = mid + offsets - offsets.mean(0)
   if integer_pan:
     centers = np.round(centers) + np.array([(width - 1) / 2 % 1, (height - 1) / 2 % 1])
-  maps = _camera_maps(centers, scales, height, width)
-  interp = cv2.INTER_NEAREST if integer_pan else cv2.INTER_LINEAR
-  background = np.stack([
-      cv2.remap(img, m[..., 0], m[..., 1], interp, borderMode=cv2.BORDER_REFLECT)
-      for m in maps])
-  fwd, bwd = camera_flows(centers, scales, height, width)
 
-  masks = np.zeros((num_frames, height, width), bool)
-  frames = background.copy()
+  occluders = []
   for _ in range(num_objects):
     kind = shapes[rng.integers(len(shapes))]
     size = max(int(object_size * height * rng.uniform(0.8, 1.2)), 6)
@@ -182,8 +202,48 @@ def make_clip(photo: str | np.ndarray = "astronaut", num_frames: int = 16, heigh
     start = np.array([rng.uniform(0, width - sw), rng.uniform(0, height - sh)])
     a = rng.uniform(0, 2 * np.pi)
     vel = object_speed * width * np.array([np.cos(a), 0.3 * np.sin(a)])
-    for t in range(num_frames):
-      x, y = np.round(start + vel * t).astype(int)
-      _paste(frames[t], masks[t], sprite, sprite_rgb, x, y)
+    positions = np.stack([np.round(start + vel * t).astype(int) for t in range(num_frames)])
+    occluders.append(_Occluder(sprite, sprite_rgb, positions.reshape(num_frames, 2)))
+  return Scene(photo=img, centers=centers, scales=scales, occluders=tuple(occluders),
+               height=height, width=width, nearest=integer_pan)
+
+
+def make_clip(photo: str | np.ndarray = "astronaut", num_frames: int = 16, height: int = 240,
+              width: int = 432, *, seed: int = 0, pan: float = 0.25, zoom: float = 1.1,
+              num_objects: int = 2, object_size: float = 0.35, object_speed: float = 0.02,
+              shapes: tuple[str, ...] = ("person", "blob"), integer_pan: bool = False,
+              fps: float = 24.0) -> Clip:
+  """Renders a clip of a camera panning/zooming over `photo` with moving occluders.
+
+  Args:
+    photo: a name from PHOTOS or an RGB uint8 array.
+    pan: total camera travel over the clip, as a fraction of the view width.
+    zoom: ratio of the view size at the first frame to the last (1 = no zoom).
+    object_size: occluder height as a fraction of the frame height.
+    object_speed: occluder speed, as a fraction of the frame width per frame.
+    integer_pan: no zoom and whole-pixel pan steps with nearest sampling, so warping one frame
+      along the flow reproduces the next one bit-exactly (for exactness tests).
+  """
+  scene = make_scene(photo, num_frames, height, width, seed=seed, pan=pan, zoom=zoom,
+                     num_objects=num_objects, object_size=object_size,
+                     object_speed=object_speed, shapes=shapes, integer_pan=integer_pan)
+  rendered = [scene.render(t) for t in range(num_frames)]
+  frames, background, masks = (np.stack(parts) for parts in zip(*rendered))
+  fwd, bwd = camera_flows(scene.centers, scene.scales, height, width)
   return Clip(frames=frames, background=background, masks=masks, forward_flow=fwd,
               backward_flow=bwd, fps=float(fps))
+
+
+def stream_clip(photo: str | np.ndarray = "astronaut", num_frames: int = 1000,
+                height: int = 480, width: int = 854, *, period: int = 60, **scene_args
+                ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Yields (frame, background, mask) of a long clip, one frame at a time (bounded memory).
+
+  The camera and the occluders of a `make_scene(photo, period, ...)` clip go forward and then
+  back again (frames 0 .. period-1, period-2 .. 1, 0 ...), so motion never stops and objects stay
+  in view however long the clip; only the photo and the sprites are held.
+  """
+  scene = make_scene(photo, period, height, width, **scene_args)
+  cycle = list(range(period)) + list(range(period - 2, 0, -1)) or [0]
+  for t in range(num_frames):
+    yield scene.render(cycle[t % len(cycle)])

@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flowinpaint.layers import conv as conv_lib
+
 Dtype = Any
 Activation = Optional[Callable[[jax.Array], jax.Array]]
 
@@ -48,6 +50,7 @@ class GatedConv(nn.Module):
         use_bias=self.use_bias,
         dtype=self.dtype,
         param_dtype=self.param_dtype,
+        conv_general_dilated=conv_lib.conv_general_dilated,
         name='conv',
     )(x)
     if not gated:

@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flowinpaint.layers import conv as conv_lib
+
 Dtype = Any
 
 
@@ -44,6 +46,7 @@ class SNConv(nn.Module):
         use_bias=self.use_bias,
         dtype=self.dtype,
         param_dtype=self.param_dtype,
+        conv_general_dilated=conv_lib.conv_general_dilated,
         name='conv',
     )
     return nn.SpectralNorm(conv, n_steps=self.n_steps, param_dtype=self.param_dtype,

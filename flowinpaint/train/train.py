@@ -17,6 +17,7 @@ from flowinpaint.errors import UserError
 from flowinpaint.models import registry
 from flowinpaint.train import checkpointing
 from flowinpaint.train import divergence
+from flowinpaint.train import multihost
 from flowinpaint.train import reporting
 from flowinpaint.train import sharding
 from flowinpaint.train import state as state_lib
@@ -121,18 +122,28 @@ def _check_workdir_config(workdir: str, config) -> None:
                       f"for {current['model']}; use a new --workdir")
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
+    # Renamed into place: the other processes of a multi-host run read it meanwhile.
+    with open(path + ".tmp", "w") as f:
       json.dump(current, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 class _StopRequest:
-  """SIGTERM (preemption) sets a flag; the loop saves and stops at the next step boundary."""
+  """SIGTERM (preemption) sets a flag; the loop saves and stops at the next step boundary.
+
+  Several processes must stop after the same step (saving is collective): there JAX's preemption
+  service, started by jax.distributed.initialize, catches the SIGTERM that any of them gets and
+  names the step at which all stop.
+  """
 
   def __init__(self):
     self.requested = False
     self._previous = None
+    self._shared = jax.process_count() > 1
 
   def __enter__(self):
+    if self._shared:
+      return self
     try:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     except ValueError:  # Not the main thread: leave signals alone.
@@ -142,6 +153,13 @@ class _StopRequest:
   def _handle(self, signum, frame):
     del signum, frame
     self.requested = True
+
+  def check(self, step: int) -> bool:
+    """Whether to save and stop after `step`; every process calls this after every step."""
+    if self._shared and not self.requested:
+      from jax.experimental import multihost_utils
+      self.requested = multihost_utils.reached_preemption_sync_point(step)
+    return self.requested
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -153,7 +171,7 @@ def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]
   """Scores the generator on the fixed eval batch; returns (metrics, outputs, targets)."""
   from flowinpaint import metrics as metrics_lib
 
-  predicted = predict(g_vars, jnp.asarray(eval_batch["image"]), jnp.asarray(eval_batch["mask"]))
+  predicted = predict(g_vars, np.asarray(eval_batch["image"]), np.asarray(eval_batch["mask"]))
   output, target = np.asarray(predicted["output"]), np.asarray(predicted["target"])
   if "target" in eval_batch:
     target = np.asarray(eval_batch["target"])
@@ -298,7 +316,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       steps.make_train_step(models.generator, models.discriminator, models.g_tx, models.d_tx,
                             loss_cfg),
       static_argnames="phase", donate_argnums=0)
-  predict = jax.jit(steps.make_predict_fn(models.generator))
+  # Replicated in and out: every process holds the whole (small) eval batch and its scores.
+  predict = jax.jit(steps.make_predict_fn(models.generator), in_shardings=replicated,
+                    out_shardings=replicated)
   batches = pipeline.train_batches(
       config.data, batch_size=local_batch, image_size=config.image_size, seed=config.seed,
       mask_kind=config.data.mask_kind, start_step=start_step,
@@ -381,6 +401,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           # The first step of a phase compiles it: minutes for the big models, said as such.
           with reporting.timed(f"compiling the train step ({phase.value} phase) and running "
                                f"step {step + 1}"):
+            multihost.compile_then_meet(train_step, f"train step {phase.value}", state, batch,
+                                        vgg_params=vgg_params, phase=phase)
             state, step_metrics = jax.block_until_ready(
                 train_step(state, batch, vgg_params=vgg_params, phase=phase))
         else:
@@ -395,7 +417,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         # The stop flag is read once, after everything above that waits (the step itself, the
         # report): a SIGTERM that arrived meanwhile is acted on now, one that comes later at
         # the next step.
-        stopping = stop.requested
+        stopping = stop.check(step)
         if stopping:
           logging.warning("SIGTERM: saving step %d and stopping", step)
           if not reported:

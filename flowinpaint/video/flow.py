@@ -73,6 +73,26 @@ class FarnebackFlow(_PairwiseFlow):
                                         iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
 
 
+def inconsistent(flow_ab: np.ndarray, flow_ba: np.ndarray, *, alpha: float = 0.01,
+                 beta: float = 0.5) -> np.ndarray:
+  """Pixels of frame a whose flow does not come back: bool [H,W] (OpenCV, no compilation).
+
+  flow_ab [H,W,2] is on frame a's grid (a -> b), flow_ba on frame b's grid (b -> a); the test
+  is `propagation.inconsistent`'s, |ab + ba(x + ab)|^2 >= alpha (|ab|^2 + |ba(x + ab)|^2) + beta,
+  with ba read bilinearly (OpenCV's remap, 1/32 pixel steps). Pixels that leave the image count
+  as inconsistent.
+  """
+  h, w = flow_ab.shape[:2]
+  ab = np.asarray(flow_ab, np.float32)
+  xs = np.arange(w, dtype=np.float32)[None, :] + ab[..., 0]
+  ys = np.arange(h, dtype=np.float32)[:, None] + ab[..., 1]
+  back = cv2.remap(np.asarray(flow_ba, np.float32), xs, ys, cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_REPLICATE)
+  err = np.sum((ab + back) ** 2, -1)
+  bad = err >= alpha * (np.sum(ab ** 2, -1) + np.sum(back ** 2, -1)) + beta
+  return bad | (xs < 0) | (xs > w - 1) | (ys < 0) | (ys > h - 1)
+
+
 FLOW_METHODS = ("dis", "farneback")
 FLOWNET2_PREFIX = "flownet2:"
 _CONVERT_HINT = ("python -m flowinpaint.convert --from flownet2_pth FlowNet2_checkpoint.pth.tar "

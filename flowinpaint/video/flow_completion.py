@@ -88,10 +88,14 @@ def _multiscale_fill(f, hole, levels, iterations, coarse_iterations, tol):
 def laplacian_fill(flows: jax.Array, masks: jax.Array, *, levels: int = 3,
                    iterations: int = 100, coarse_iterations: int = 1000,
                    tol: float = 1e-4) -> jax.Array:
-  """Harmonic fill of `flows` [N,H,W,C] inside `masks` [N,H,W] (True = hole), jitted."""
+  """Harmonic fill of `flows` [N,H,W,C] inside `masks` [N,H,W] (True = hole), jitted; each
+  flow is solved on its own."""
   f = jnp.moveaxis(flows.astype(jnp.float32), -1, 1)  # [N,C,H,W]: the solver works on H,W.
   hole = jnp.broadcast_to(masks[:, None].astype(jnp.float32), f.shape)
-  out = _multiscale_fill(f, hole, levels, iterations, coarse_iterations, tol)
+  # One solve per flow (vmap): CG's inner products and stopping test are each flow's own, so a
+  # flow's completion does not depend on the others it is batched with (windows, padding).
+  fill = lambda a, b: _multiscale_fill(a, b, levels, iterations, coarse_iterations, tol)
+  out = jax.vmap(fill)(f, hole)
   return jnp.moveaxis(out, 1, -1)
 
 
@@ -103,18 +107,30 @@ class LaplacianFlowCompleter:
     iterations: CG iterations at each finer level (the coarse start makes few enough).
     coarse_iterations: CG iterations at the coarsest level.
     tol: relative residual at which CG stops early.
+    batch_size: flows are completed this many at a time (the last batch padded with empty
+      holes), so that any number of flows compiles one program per flow size.
   """
 
   def __init__(self, *, levels: int = 3, iterations: int = 100, coarse_iterations: int = 1000,
-               tol: float = 1e-4):
+               tol: float = 1e-4, batch_size: int = 8):
     self.kwargs = dict(levels=levels, iterations=iterations,
                        coarse_iterations=coarse_iterations, tol=tol)
+    self.batch_size = batch_size
 
   def __call__(self, flows, masks) -> jax.Array:
-    flows, masks = jnp.asarray(flows), jnp.asarray(masks, bool)
+    flows, masks = np.asarray(flows, np.float32), np.asarray(masks, bool)
     if flows.ndim != 4 or flows.shape[-1] != 2 or masks.shape != flows.shape[:3]:
       raise ValueError(f"flows must be [N,H,W,2] and masks [N,H,W]; got {flows.shape}, "
                        f"{masks.shape}")
-    if flows.shape[0] == 0:
-      return flows
-    return laplacian_fill(flows, masks, **self.kwargs)
+    out = flows.copy()
+    todo = np.flatnonzero(masks.reshape(len(masks), -1).any(1))  # an empty hole: as it is
+    k = self.batch_size
+    for start in range(0, len(todo), k):
+      idx = todo[start:start + k]
+      f, m = flows[idx], masks[idx]
+      if len(idx) < k:
+        f = np.concatenate([f, np.zeros((k - len(idx),) + f.shape[1:], f.dtype)])
+        m = np.concatenate([m, np.zeros((k - len(idx),) + m.shape[1:], bool)])
+      out[idx] = np.asarray(laplacian_fill(jnp.asarray(f), jnp.asarray(m),
+                                           **self.kwargs))[:len(idx)]
+    return jnp.asarray(out)

@@ -1,30 +1,37 @@
 """The video object-removal pipeline (DFVI): flow -> complete flow -> propagate -> keyframe fill.
 
-`remove_clip` removes the masked regions of a clip held in memory. `remove_stream` runs it over a
-long video in overlapping windows of at most `max_frames` frames: the last `overlap` outputs of a
-window are the first (fully known) frames of the next one, so the next window copies from them
-and no seam appears, while memory stays bounded by the window.
+`remove_stream` removes the masked regions of a video streamed frame by frame, in overlapping
+windows sized from a memory budget, so memory does not grow with the video's length:
+
+* Flow is per pair of neighbouring frames: as frames arrive they are shrunk to the working size
+  (`RemovalConfig.flow_size`), their holes pre-filled, the forward and backward flows estimated
+  and completed there, once per pair, including the pairs a window shares with the next one.
+* Propagation and the keyframe fill run per window. The last `overlap` outputs of a window start
+  the next one as known frames (empty masks), so the next window copies from them and no seam
+  appears. With every frame in one window, the result is the whole-clip one (`remove_clip`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable, Iterable, Iterator
 
-import jax
+import cv2
 import jax.numpy as jnp
 import numpy as np
 
 from flowinpaint.data import masks as masks_lib
 from flowinpaint.video import dfvi_propagation
-from flowinpaint.video.flow import FlowEstimator, make_flow_estimator
+from flowinpaint.video.flow import FlowEstimator, inconsistent, make_flow_estimator
 from flowinpaint.video.flow_completion import FlowCompleter, LaplacianFlowCompleter
-from flowinpaint.video.flow_completion import laplacian_fill
-from flowinpaint.video.propagation import inconsistent, propagate
+from flowinpaint.video.hole_propagation import propagate_holes
+from flowinpaint.video.propagation import propagate
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 STAGES = ("read", "flow", "complete", "propagate", "fill", "write")
+PROPAGATIONS = ("sources", "sources-dense", "dfvi")
 
 
 @dataclasses.dataclass
@@ -32,23 +39,34 @@ class RemovalConfig:
   """Knobs of the removal pipeline.
 
   Attributes:
-    flow_mask_dilation: grow the holes by this many pixels before completing the flow, as flow
-      estimated next to an object follows the object, not the background (DIS aggregates over
-      patches and smooths across edges). None: min(H, W) / 15, between 4 and 32.
-    prefill_for_flow: estimate the flow on frames whose holes are pre-filled smoothly (Laplacian
-      fill), so that the removed object's texture does not drag the flow around it.
+    flow_size: estimate and complete the flow on frames shrunk so that their shorter side is at
+      most this many pixels (None: at full size); the flows are scaled back up for propagation.
+      Where it matters the flow is smooth (inside the holes it is interpolated anyway), and the
+      flow and its completion cost grow with the pixels, so a bounded working size keeps them
+      from dominating at high resolutions.
+    flow_mask_dilation: grow the holes by this many pixels (of the full-size frame) before
+      completing the flow, as flow estimated next to an object follows the object, not the
+      background (DIS aggregates over patches and smooths across edges). None: min(H, W) / 15,
+      between 4 and 32.
+    prefill_for_flow: estimate the flow on frames whose holes are pre-filled (OpenCV's Telea
+      inpainting at the working size), so that the removed object's texture does not drag the
+      flow around it.
     drop_inconsistent_flow: also complete the flow where the raw forward and backward flows
       disagree (occlusions, the object's wake).
     max_rounds: propagate / keyframe-fill rounds; whatever is left after them is filled frame by
       frame with the image inpainter.
     alpha, beta, temperature: see `propagation.propagate`.
     little_motion: warn when propagation fills less than this fraction of the holes.
-    propagation: 'sources' (flowinpaint's, video/propagation.py) or 'dfvi' (the DFVI
-      authors', video/dfvi_propagation.py, with `th_warp`).
+    propagation: 'sources' (flowinpaint's, on the hole pixels: video/hole_propagation.py),
+      'sources-dense' (the same on whole frames on device, video/propagation.py: for
+      accelerators) or 'dfvi' (the DFVI authors', video/dfvi_propagation.py, with `th_warp`).
     th_warp: DFVI's forward-backward threshold in pixels.
     keyframes: 'most_holes' (one frame a round: the one with the most holes) or 'dfvi' (the
       ends of every run of frames with holes, dfvi_propagation.key_frames).
+    memory_mb: working memory for the frames of one window (an estimate from their size and the
+      propagation's arrays, not a hard limit); `remove_stream` takes the window length from it.
   """
+  flow_size: int | None = 240
   flow_mask_dilation: int | None = None
   prefill_for_flow: bool = True
   drop_inconsistent_flow: bool = True
@@ -60,14 +78,16 @@ class RemovalConfig:
   propagation: str = "sources"
   th_warp: float = 40.0
   keyframes: str = "most_holes"
+  memory_mb: float = 1024.0
 
   @classmethod
   def dfvi(cls, th_warp: float = 40.0) -> "RemovalConfig":
     """Deep Flow-Guided Video Inpainting's settings (tools/video_inpaint.py): flow on the
     frames as they are, the flow's holes are the masks, its propagation and key frames, rounds
     until no hole is left."""
-    return cls(flow_mask_dilation=0, prefill_for_flow=False, drop_inconsistent_flow=False,
-               max_rounds=1_000_000, propagation="dfvi", th_warp=th_warp, keyframes="dfvi")
+    return cls(flow_size=None, flow_mask_dilation=0, prefill_for_flow=False,
+               drop_inconsistent_flow=False, max_rounds=1_000_000, propagation="dfvi",
+               th_warp=th_warp, keyframes="dfvi")
 
 
 class Stages:
@@ -82,6 +102,7 @@ class Stages:
   def __init__(self, total: int, *, progress: bool = True, stages=STAGES):
     self.total = total
     self.seconds = {s: 0.0 for s in stages}
+    self.cpu_seconds = {s: 0.0 for s in stages}  # the process's CPU time (all threads)
     self.frames = {s: 0 for s in stages}
     self.bar = None
     if progress:
@@ -96,12 +117,14 @@ class Stages:
     self.bar.set_postfix_str(f"{stage}, {written}/{self.total} frames written", refresh=True)
 
   def start(self, stage: str) -> None:
-    self._t0[stage] = time.perf_counter()
+    self._t0[stage] = (time.perf_counter(), time.process_time())
     if self.bar is not None:
       self._show(stage)
 
   def stop(self, stage: str, frames: int = 0) -> None:
-    self.seconds[stage] += time.perf_counter() - self._t0.pop(stage)
+    wall, cpu = self._t0.pop(stage)
+    self.seconds[stage] += time.perf_counter() - wall
+    self.cpu_seconds[stage] += time.process_time() - cpu
     self.advance(stage, frames)
 
   def advance(self, stage: str, frames: int) -> None:
@@ -143,104 +166,201 @@ def pick_keyframe(remaining: np.ndarray) -> int:
   return int(np.argmax(remaining.reshape(len(remaining), -1).sum(1)))
 
 
-def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEstimator,
-                flow_completer: FlowCompleter, inpainter: Inpainter,
-                config: RemovalConfig = RemovalConfig(), stages: Stages | None = None,
-                new_frames: int | None = None) -> np.ndarray:
-  """Removes the masked regions from a clip.
+def working_size(height: int, width: int, flow_size: int | None) -> tuple[int, int]:
+  """(h, w) the flow is estimated at: the frame's size, shrunk so the shorter side is at most
+  `flow_size` (None: the frame's size)."""
+  if not flow_size or min(height, width) <= flow_size:
+    return height, width
+  s = flow_size / min(height, width)
+  return max(int(round(height * s)), 1), max(int(round(width * s)), 1)
 
-  Args:
-    frames: uint8 [T,H,W,3].
-    masks: bool [T,H,W], True = remove.
-    new_frames: how many of the frames count as new for progress (the rest are known context).
 
-  Returns:
-    uint8 [T,H,W,3]; pixels outside `masks` are the input's, bit for bit.
+# Bytes per pixel of a frame in a window (uint8 frame, its output, mask and remaining holes,
+# full-size float32 forward and backward flows; the dense propagations add float32 frames and
+# per-pass state), and per working-size pixel (pre-filled frame, masks, completed flows, and the
+# raw flows a window-wide completer reads). Estimates, checked by experiments/video_removal.
+_BYTES_PER_PIXEL = {"sources": 28, "sources-dense": 110, "dfvi": 110}
+_BYTES_PER_WORKING_PIXEL = 24
+_BYTES_PER_WORKING_PIXEL_RAW = 20
+
+
+def frame_bytes(height: int, width: int, config: RemovalConfig, *, raw_flows: bool = False
+                ) -> int:
+  """Estimated working memory of one frame in a window."""
+  h, w = working_size(height, width, config.flow_size)
+  small = _BYTES_PER_WORKING_PIXEL + (_BYTES_PER_WORKING_PIXEL_RAW if raw_flows else 0)
+  return height * width * _BYTES_PER_PIXEL.get(config.propagation, 110) + h * w * small
+
+
+def max_frames_for(height: int, width: int, config: RemovalConfig, *,
+                   raw_flows: bool = False) -> int:
+  """The window length `config.memory_mb` holds (at least 4 frames)."""
+  return max(int(config.memory_mb * 2 ** 20 // frame_bytes(height, width, config,
+                                                             raw_flows=raw_flows)), 4)
+
+
+def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  h, w = size
+  if image.shape[:2] == (h, w):
+    return image
+  return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _grow_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+  """A working-size flow [h,w,2] at the frame size, its vectors scaled to frame pixels."""
+  h, w = flow.shape[:2]
+  if (h, w) == (height, width):
+    return np.asarray(flow, np.float32)
+  big = cv2.resize(np.asarray(flow, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+  return big * np.array([width / w, height / h], np.float32)
+
+
+class _FlowTrack:
+  """Flows of neighbouring frames at the working size, each pair estimated once as the frames
+  arrive (the last frame is kept to pair it with the next one).
+
+  `add(frames, masks)` returns one item per new pair: completed (forward, backward) flows, or,
+  for a completer that reads a window of flows (`complete_both`), the raw flows and their holes
+  (forward, backward, holes_f, holes_b), completed per window by `complete`.
   """
-  frames = np.asarray(frames, np.uint8)
-  masks = np.asarray(masks, bool)
-  stages = stages or Stages(len(frames), progress=False)
-  n_new = len(frames) if new_frames is None else new_frames
-  if not masks.any():
-    for s in ("flow", "complete", "propagate", "fill"):
-      stages.advance(s, n_new)
-    return frames.copy()
 
-  stages.start("flow")
-  flow_input = frames
-  if config.prefill_for_flow:
-    flow_input = np.asarray(jnp.clip(jnp.round(laplacian_fill(
-        jnp.asarray(frames, jnp.float32), jnp.asarray(dilate(masks, 2)))), 0, 255)
-                            ).astype(np.uint8)
-  forward, backward = flow_estimator(flow_input)
-  stages.stop("flow", n_new)
+  def __init__(self, estimator: FlowEstimator, completer: FlowCompleter, config: RemovalConfig,
+               height: int, width: int, stages: Stages):
+    self.estimator, self.completer, self.config, self.stages = (estimator, completer, config,
+                                                                stages)
+    self.size = working_size(height, width, config.flow_size)
+    scale = self.size[0] / height
+    d = config.flow_mask_dilation
+    if d is None:
+      d = int(np.clip(min(height, width) // 15, 4, 32))
+    self.dilation = max(int(round(d * scale)), 1) if d > 0 else 0
+    self.prefill_dilation = max(int(round(2 * scale)), 1)
+    self.window_wide = hasattr(completer, "complete_both")
+    self.last = None  # (flow input, dilated hole) of the last frame added
 
-  stages.start("complete")
-  d = config.flow_mask_dilation
-  if d is None:
-    d = int(np.clip(min(frames.shape[1:3]) // 15, 4, 32))
-  holes_f = holes_b = dilate(masks, d)
-  holes_f, holes_b = jnp.asarray(holes_f[:-1]), jnp.asarray(holes_b[1:])
-  if config.drop_inconsistent_flow:
-    holes_f = holes_f | inconsistent(forward, backward, alpha=config.alpha, beta=config.beta)
-    holes_b = holes_b | inconsistent(backward, forward, alpha=config.alpha, beta=config.beta)
-  if hasattr(flow_completer, "complete_both"):  # A completer that reads both directions.
-    forward, backward = flow_completer.complete_both(forward, backward, holes_f, holes_b)
+  def reset(self) -> None:
+    self.last = None
+
+  def _flow_input(self, frame: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    small = _shrink(frame, self.size)
+    hole = _shrink(mask.astype(np.float32), self.size) > 0  # any part of a hole is a hole
+    if self.config.prefill_for_flow and hole.any():
+      fill = dilate(hole, self.prefill_dilation).astype(np.uint8)
+      small = cv2.inpaint(np.ascontiguousarray(small), fill, 3, cv2.INPAINT_TELEA)
+    return small, dilate(hole, self.dilation)
+
+  def add(self, frames: list[np.ndarray], masks: list[np.ndarray],
+          new_frames: int | None = None) -> list[tuple]:
+    """Flows of the pairs the frames make with the last one added and with each other;
+    `new_frames`: how many of them count as new for progress (default all)."""
+    count = len(frames) if new_frames is None else new_frames
+    self.stages.start("flow")
+    seq = ([self.last] if self.last is not None else []) + [
+        self._flow_input(f, m) for f, m in zip(frames, masks)]
+    self.last = seq[-1]
+    if len(seq) < 2:
+      self.stages.stop("flow", count)
+      return []
+    forward, backward = self.estimator(np.stack([x[0] for x in seq]))
+    forward, backward = np.asarray(forward, np.float32), np.asarray(backward, np.float32)
+    holes_f = np.stack([x[1] for x in seq[:-1]])
+    holes_b = np.stack([x[1] for x in seq[1:]])
+    if self.config.drop_inconsistent_flow:
+      for i in range(len(forward)):
+        holes_f[i] |= inconsistent(forward[i], backward[i], alpha=self.config.alpha,
+                                   beta=self.config.beta)
+        holes_b[i] |= inconsistent(backward[i], forward[i], alpha=self.config.alpha,
+                                   beta=self.config.beta)
+    self.stages.stop("flow", count)
+    if self.window_wide:
+      return list(zip(forward, backward, holes_f, holes_b))
+    self.stages.start("complete")
+    n = len(forward)
+    done = np.asarray(self.completer(np.concatenate([forward, backward]),
+                                     np.concatenate([holes_f, holes_b])), np.float32)
+    self.stages.stop("complete", count)
+    return list(zip(done[:n], done[n:]))
+
+  def complete(self, pairs: list[tuple]) -> list[tuple]:
+    """Completed (forward, backward) of a window's pairs, as `add` returned them."""
+    if not self.window_wide or not pairs:
+      return pairs
+    forward, backward, holes_f, holes_b = (np.stack(x) for x in zip(*pairs))
+    forward, backward = self.completer.complete_both(forward, backward, holes_f, holes_b)
+    return list(zip(np.asarray(forward, np.float32), np.asarray(backward, np.float32)))
+
+
+def _propagate_round(frames: np.ndarray, holes: np.ndarray, forward: np.ndarray,
+                     backward: np.ndarray, config: RemovalConfig
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """One propagation round: (uint8 frames, bool remaining holes)."""
+  if config.propagation == "sources":
+    return propagate_holes(frames, holes, forward, backward, alpha=config.alpha,
+                           beta=config.beta, temperature=config.temperature)
+  args = (jnp.asarray(frames, jnp.float32), jnp.asarray(holes), jnp.asarray(forward),
+          jnp.asarray(backward))
+  if config.propagation == "dfvi":
+    work, remaining = dfvi_propagation.propagate(*args, th_warp=config.th_warp)
+  elif config.propagation == "sources-dense":
+    work, remaining = propagate(*args, alpha=config.alpha, beta=config.beta,
+                                temperature=config.temperature)
   else:
-    forward = flow_completer(forward, holes_f)
-    backward = flow_completer(backward, holes_b)
-  forward, backward = jax.block_until_ready((jnp.asarray(forward), jnp.asarray(backward)))
-  stages.stop("complete", n_new)
+    raise ValueError(f"unknown propagation {config.propagation!r}; choose one of "
+                     f"{', '.join(PROPAGATIONS)}")
+  return np.asarray(jnp.clip(jnp.round(work), 0, 255)).astype(np.uint8), np.array(remaining)
 
-  work = jnp.asarray(frames, jnp.float32)
-  holes = jnp.asarray(masks)
+
+def _fill_window(frames: np.ndarray, masks: np.ndarray, forward: np.ndarray,
+                 backward: np.ndarray, *, inpainter: Inpainter, config: RemovalConfig,
+                 stages: Stages, new_frames: int, warned: list[bool]) -> np.ndarray:
+  """Propagation and keyframe-fill rounds over one window: uint8 [T,H,W,3]."""
+  current, remaining = frames, masks
   total_holes = int(masks.sum())
   for round_ in range(config.max_rounds + 1):
     stages.start("propagate")
-    if config.propagation == "dfvi":
-      work, remaining = dfvi_propagation.propagate(work, holes, forward, backward,
-                                                   th_warp=config.th_warp)
-    else:
-      work, remaining = propagate(work, holes, forward, backward, alpha=config.alpha,
-                                  beta=config.beta, temperature=config.temperature)
-    remaining = np.array(remaining)
-    stages.stop("propagate", n_new if round_ == 0 else 0)
-    if round_ == 0 and total_holes and len(frames) > 1:
+    current, remaining = _propagate_round(current, remaining, forward, backward, config)
+    stages.stop("propagate", new_frames if round_ == 0 else 0)
+    if round_ == 0 and total_holes and len(frames) > 1 and not warned[0]:
       borrowed = 1.0 - remaining.sum() / total_holes
       if borrowed < config.little_motion:
+        warned[0] = True
         stages.log(f"little motion: propagation has little to borrow (filled {borrowed:.0%} of "
                    "the holes); the image inpainter fills the rest")
     if not remaining.any():
       break
     stages.start("fill")
-    current = np.asarray(jnp.clip(jnp.round(work), 0, 255)).astype(np.uint8)
     if round_ >= config.max_rounds:
       keys = np.flatnonzero(remaining.any((1, 2)))
     elif config.keyframes == "dfvi":
       keys = dfvi_propagation.key_frames_of(remaining)
     else:
       keys = [pick_keyframe(remaining)]
-    for k in keys:
-      current[k] = inpainter(current[k], remaining[k])
+    remaining = remaining.copy()
+    # A model fills a round's frames together, split over every device.
+    many = getattr(inpainter, "inpaint_many", None)
+    filled = (many([current[k] for k in keys], [remaining[k] for k in keys]) if many else
+              [inpainter(current[k], remaining[k]) for k in keys])
+    for k, frame in zip(keys, filled):
+      current[k] = frame
       remaining[k] = False
     stages.stop("fill", 0)
-    work, holes = jnp.asarray(current, jnp.float32), jnp.asarray(remaining)
     if not remaining.any():
       break
-  stages.advance("fill", n_new)
-  out = np.asarray(jnp.clip(jnp.round(work), 0, 255)).astype(np.uint8)
-  return np.where(masks[..., None], out, frames)
+  return np.where(masks[..., None], current, frames)
 
 
 def windows(num_frames: int, max_frames: int | None, overlap: int) -> list[tuple[int, int]]:
-  """[start, end) frame ranges of windows of at most `max_frames`, overlapping by `overlap`."""
+  """[start, end) frame ranges of windows of at most `max_frames`, overlapping by `overlap`,
+  all of about the same length (the last one is not a short remainder)."""
   if not max_frames or max_frames >= num_frames:
     return [(0, num_frames)]
   if overlap >= max_frames:
     raise ValueError(f"overlap {overlap} must be smaller than the window {max_frames}")
+  count = math.ceil((num_frames - overlap) / (max_frames - overlap))
+  length = math.ceil((num_frames - overlap) / count) + overlap
   out, start = [], 0
   while True:
-    end = min(start + max_frames, num_frames)
+    end = min(start + length, num_frames)
     out.append((start, end))
     if end == num_frames:
       return out
@@ -252,50 +372,134 @@ def default_overlap(max_frames: int) -> int:
   return int(np.clip(max_frames // 4, 1, 8))
 
 
+def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEstimator,
+                flow_completer: FlowCompleter, inpainter: Inpainter,
+                config: RemovalConfig = RemovalConfig(), stages: Stages | None = None
+                ) -> np.ndarray:
+  """Removes the masked regions from a clip held in memory (one window: the whole clip).
+
+  Args:
+    frames: uint8 [T,H,W,3].
+    masks: bool [T,H,W], True = remove.
+
+  Returns:
+    uint8 [T,H,W,3]; pixels outside `masks` are the input's, bit for bit.
+  """
+  frames = np.asarray(frames, np.uint8)
+  masks = np.asarray(masks, bool)
+  out = list(remove_stream(iter(frames), iter(masks), num_frames=len(frames),
+                           flow_estimator=flow_estimator, flow_completer=flow_completer,
+                           inpainter=inpainter, config=config, max_frames=max(len(frames), 2),
+                           overlap=0, stages=stages))
+  return np.stack(out) if out else frames.copy()
+
+
 def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
                   num_frames: int, flow_estimator: FlowEstimator, flow_completer: FlowCompleter,
                   inpainter: Inpainter, config: RemovalConfig = RemovalConfig(),
                   max_frames: int | None = None, overlap: int | None = None,
                   stages: Stages | None = None) -> Iterator[np.ndarray]:
-  """Yields the output frames of a streamed video, holding at most `max_frames` frames.
+  """Yields the output frames of a streamed video, holding one window of frames at a time.
+
+  Args:
+    frames, masks: uint8 [H,W,3] and bool [H,W] per frame (iterables, read as needed).
+    num_frames: the expected frame count (for progress and for windows of equal length); a
+      stream that ends early or runs longer is handled.
+    max_frames: the longest window; None: as many as `config.memory_mb` holds
+      (`max_frames_for`).
+    overlap: outputs of a window carried into the next as known frames; None: a quarter of the
+      window, 1 to 8.
 
   Each window after the first starts with the last `overlap` outputs of the previous one as known
-  frames (empty masks), so propagation continues across the boundary without a seam.
+  frames (empty masks), so propagation continues across the boundary without a seam. The flows
+  between frames are estimated once per pair, whichever windows share it.
   """
   stages = stages or Stages(num_frames, progress=False)
   if max_frames is not None and max_frames < 2:
     raise ValueError("max_frames must be at least 2")
-  overlap = default_overlap(max_frames) if overlap is None and max_frames else (overlap or 0)
-  window = max_frames or num_frames
-  context: list[np.ndarray] = []
-  buf_f: list[np.ndarray] = []
-  buf_m: list[np.ndarray] = []
   frame_iter, mask_iter = iter(frames), iter(masks)
 
-  def run():
-    n_ctx = len(context)
-    clip = np.stack(context + buf_f)
-    hole = np.stack([np.zeros(clip.shape[1:3], bool)] * n_ctx + buf_m)
-    out = remove_clip(clip, hole, flow_estimator=flow_estimator, flow_completer=flow_completer,
-                      inpainter=inpainter, config=config, stages=stages,
-                      new_frames=len(buf_f))
-    return out[n_ctx:]
-
-  while True:
+  def read():
     stages.start("read")
     frame = next(frame_iter, None)
     mask = next(mask_iter, None) if frame is not None else None
     stages.stop("read", 1 if frame is not None else 0)
-    if frame is not None:
-      buf_f.append(frame)
-      buf_m.append(np.asarray(mask, bool))
-    if buf_f and (frame is None or len(context) + len(buf_f) >= window):
-      out = run()
-      for f in out:
-        yield f
-      context = (context + list(out))[-overlap:] if overlap else []
-      buf_f, buf_m = [], []
     if frame is None:
+      return None
+    return np.asarray(frame, np.uint8), np.asarray(mask, bool)
+
+  first = read()
+  if first is None:
+    return
+  height, width = first[0].shape[:2]
+  track = _FlowTrack(flow_estimator, flow_completer, config, height, width, stages)
+  if max_frames is None:
+    max_frames = max_frames_for(height, width, config, raw_flows=track.window_wide)
+  if overlap is None:
+    overlap = default_overlap(max_frames)
+  # Windows of equal length over the announced frames; a longer stream goes on in such windows.
+  length = max_frames
+  if num_frames > max_frames:
+    length = windows(num_frames, max_frames, overlap)[0][1]
+  length = max(length, overlap + 1, 2)
+  warned = [False]
+  ctx_frames: list[np.ndarray] = []
+  ctx_pairs: list[tuple] | None = []  # flows between the context frames; None: not estimated
+  pending = first
+  while True:
+    new_f, new_m = [], []
+    item = pending
+    while item is not None:
+      new_f.append(item[0])
+      new_m.append(item[1])
+      if len(ctx_frames) + len(new_f) >= length:
+        break
+      item = read()
+    ended = item is None
+    if not new_f:
+      return
+    n_ctx = len(ctx_frames)
+    clip = np.stack(ctx_frames + new_f)
+    holes = np.stack([np.zeros((height, width), bool)] * n_ctx + new_m)
+    if holes.any():
+      if ctx_pairs is None:  # the previous window had no holes: its flows were not needed
+        track.reset()
+        pairs = track.add(ctx_frames + new_f, [np.zeros((height, width), bool)] * n_ctx + new_m,
+                          new_frames=len(new_f))
+      else:
+        new_pairs = track.add(new_f, new_m)
+        if not n_ctx:  # the pair linking to the previous window is not needed
+          new_pairs = new_pairs[len(new_pairs) - (len(new_f) - 1):]
+        pairs = ctx_pairs + new_pairs
+      stages.start("complete")
+      done = track.complete(pairs)
+      forward = np.stack([_grow_flow(f, height, width) for f, _ in done])
+      backward = np.stack([_grow_flow(b, height, width) for _, b in done])
+      stages.stop("complete", len(new_f) if track.window_wide else 0)
+      out = _fill_window(clip, holes, forward, backward, inpainter=inpainter, config=config,
+                         stages=stages, new_frames=len(new_f), warned=warned)
+      del forward, backward, done
+    else:
+      out = clip
+      pairs = None
+      track.reset()
+      for s in ("flow", "complete", "propagate"):
+        stages.advance(s, len(new_f))
+    stages.advance("fill", len(new_f))
+    for f in out[n_ctx:]:
+      yield f
+    if ended:
+      return
+    keep = min(overlap, len(out))
+    ctx_frames = list(out[len(out) - keep:]) if keep else []
+    if pairs is None or not keep:
+      ctx_pairs = None if keep else []
+      if not keep:
+        track.reset()
+    else:
+      ctx_pairs = pairs[len(pairs) - (keep - 1):] if keep > 1 else []
+    pending = read()
+    if pending is None:
       return
 
 
@@ -318,4 +522,4 @@ def make_pipeline_parts(flow: str = "dis", fill_method: str = "telea",
   from flowinpaint.inference import make_inpainter  # Lazy: pulls in the model stack.
 
   return (make_flow_estimator(flow), make_flow_completer(flow_completion),
-          make_inpainter(fill_method))
+          make_inpainter(fill_method, max_batch=1))  # A frame per device per call.

@@ -54,3 +54,14 @@ def test_forward_and_backward_flows_are_inverse(zoom):
 def test_unknown_photo():
   with pytest.raises(ValueError, match="unknown photo"):
     sv.make_clip("nope", 2, 8, 8)
+
+
+def test_stream_plays_the_clip_forward_then_back():
+  c = sv.make_clip("coffee", 5, 24, 40, seed=4, object_size=0.5)
+  got = list(sv.stream_clip("coffee", 12, 24, 40, period=5, seed=4, object_size=0.5))
+  assert len(got) == 12
+  order = [0, 1, 2, 3, 4, 3, 2, 1, 0, 1, 2, 3]
+  for (frame, background, mask), t in zip(got, order):
+    np.testing.assert_array_equal(frame, c.frames[t])
+    np.testing.assert_array_equal(background, c.background[t])
+    np.testing.assert_array_equal(mask, c.masks[t])
