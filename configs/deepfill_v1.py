@@ -23,7 +23,7 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "deepfill_v1"
   config.model.cnum = 32  # Generator base width.
   config.model.d_cnum = 64  # Critics' base width.

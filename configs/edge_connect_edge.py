@@ -17,7 +17,7 @@ from configs import default
 
 def base_config(name: str):
   """The settings the three stages share (the reference's config.yml.example)."""
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = name
   config.model.width = 64  # 64/128/256 channels: 10.76 M (G1), 10.77 M (G2) params.
   config.model.n_res = 8  # Dilated residual blocks per generator.

@@ -26,7 +26,7 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "glcic"
   del config.model.cnum
   del config.model.ca_chunk_size, config.model.ca_max_score_bytes

@@ -16,7 +16,7 @@ from configs import default
 
 def base_config(name: str):
   """The settings the three stages share (model_config.yaml of the reference)."""
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = name
   config.model.width = 64  # The reference's `dim`; G_s 36.06 M, G_t 56.47 M params at 64.
   config.model.n_res = 4  # G_s ResBlocks per decoder scale.

@@ -46,7 +46,11 @@ class Models:
     self.generator = self.spec.make_generator(config.model, dtype)
     wants_d = config.loss.adversarial != "none" and self.spec.make_discriminator is not None
     self.discriminator = self.spec.make_discriminator(config.model, dtype) if wants_d else None
-    self.g_tx = state_lib.make_optimizer(config.optimizer, config.optimizer.g_learning_rate)
+    try:
+      g_rate = state_lib.generator_learning_rate(config)
+    except ValueError as e:
+      raise UserError(e.args[0])
+    self.g_tx = state_lib.make_optimizer(config.optimizer, g_rate)
     self.d_tx = (state_lib.make_optimizer(config.optimizer, config.optimizer.d_learning_rate)
                  if self.discriminator is not None else None)
 
@@ -93,6 +97,9 @@ def validate_config(config, spec) -> None:
   for key in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
     if config[key] < 1:
       raise UserError(f"{key} must be >= 1 (got {config[key]})")
+  if not 0 <= config.data.get("min_crop_fraction", 0.0) <= 1:
+    raise UserError(f"data.min_crop_fraction must be in [0, 1] (got "
+                    f"{config.data.min_crop_fraction}); 0 crops at the images' own resolution")
   if config.nan_policy != "halt":
     raise UserError(f"nan_policy={config.nan_policy!r}: only 'halt' is implemented")
 
@@ -180,6 +187,28 @@ def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]
                                       data_range=1.0)
   scores = {k: float(np.nanmean(np.asarray(v))) for k, v in per_image.items()}
   return scores, output, target
+
+
+def trivial_fill_scores(target: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+  """Hole metrics of the trivial fills of `target` (images in [-1, 1]), named 'FILL/METRIC'.
+
+  The floor a model must beat on the same images and masks: each hole painted with the mean
+  colour of the image's known pixels ('mean_fill'), and Telea's diffusion of the known pixels
+  into the hole ('telea_fill'). Empty for anything but 1- or 3-channel images (e.g. flows).
+  """
+  from flowinpaint import metrics as metrics_lib
+  from flowinpaint.classical import trivial_fills
+
+  if target.shape[-1] not in (1, 3):
+    return {}
+  scores = {}
+  for name, fill in trivial_fills.FILLS.items():
+    filled = fill(target, mask)
+    per_image = metrics_lib.all_metrics((filled + 1.0) / 2.0, (target + 1.0) / 2.0, mask,
+                                        data_range=1.0)
+    for key in ("psnr_hole", "ssim_hole", "l1_hole", "l2_hole"):
+      scores[f"{name}/{key}"] = float(np.nanmean(np.asarray(per_image[key])))
+  return scores
 
 
 def _displayable(x: np.ndarray, max_flow: float) -> np.ndarray:
@@ -299,6 +328,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return {"config": checkpointing.config_to_json(config), "model": models.spec.name,
             "data_position": step, "step": step}
 
+  baselines: dict[str, float] = {}
   evaluated = []
 
   def run_eval(step: int) -> dict[str, float]:
@@ -308,6 +338,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       with reporting.timed(f"compiling the evaluation and evaluating step {step}"):
         scores, output, target = evaluate(predict, state.g_vars, eval_batch)
       evaluated.append(step)
+    if not baselines:  # The eval set is fixed: its trivial fills are scored once.
+      baselines.update(trivial_fill_scores(target, np.asarray(eval_batch["mask"])))
+    scores = {**scores, **baselines}
     writer.write_scalars(step, scores, prefix="eval/")
     if is_main:
       n = config.num_sample_images
