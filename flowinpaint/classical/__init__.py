@@ -1,4 +1,5 @@
-"""Non-learned methods: OpenCV inpainting, RTV structure extraction, Poisson blending."""
+"""Non-learned methods: OpenCV inpainting, PatchMatch completion, RTV structure extraction,
+Poisson blending."""
 
 from flowinpaint.classical.rtv import rtv
 

@@ -77,6 +77,45 @@ def test_grayscale_mode_kept(tmp_path):
   np.testing.assert_array_equal(np.asarray(out)[~hole], gray[~hole])
 
 
+def test_patchmatch_rgba_grey_folder_and_seed(tmp_path):
+  # A texture that repeats every 8 pixels: PatchMatch continues it into the hole.
+  tile = np.random.default_rng(4).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+  img = np.tile(tile, (6, 5, 1))  # 48 x 40
+  alpha = np.random.default_rng(5).integers(0, 256, (48, 40), dtype=np.uint8)
+  src = tmp_path / "src"
+  src.mkdir()
+  Image.fromarray(np.dstack([img, alpha]), "RGBA").save(src / "a.png")
+  Image.fromarray(img[..., 1], "L").save(src / "b.png")
+  mask = _mask(48, 40, (18, 30, 12, 28))
+  Image.fromarray(mask).save(tmp_path / "m.png")
+  hole = mask > 127
+  outs = []
+  for name in ("out1", "out2"):
+    res = run("--method", "patchmatch", "--seed", 3, "--image", src, "--mask",
+              tmp_path / "m.png", "--output", tmp_path / name)
+    assert res.returncode == 0, res.stderr
+    outs.append([Image.open(tmp_path / name / f) for f in ("a.png", "b.png")])
+  rgba, grey = outs[0]
+  assert rgba.mode == "RGBA" and grey.mode == "L"
+  rgba, grey = np.asarray(rgba), np.asarray(grey)
+  np.testing.assert_array_equal(rgba[..., 3], alpha)
+  np.testing.assert_array_equal(rgba[..., :3][~hole], img[~hole])
+  np.testing.assert_array_equal(grey[~hole], img[..., 1][~hole])
+  assert np.abs(rgba[..., :3][hole].astype(int) - img[hole]).mean() < 10
+  assert np.abs(grey[hole].astype(int) - img[..., 1][hole]).mean() < 10
+  for first, second in zip(*outs):  # same seed, same result
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+
+
+def test_patchmatch_all_hole_is_one_error(tmp_path):
+  Image.fromarray(_photo(20, 24)).save(tmp_path / "in.png")
+  Image.fromarray(np.full((20, 24), 255, np.uint8)).save(tmp_path / "m.png")
+  _assert_user_error(run("--method", "patchmatch", "--image", tmp_path / "in.png", "--mask",
+                         tmp_path / "m.png", "--output", tmp_path / "o.png"),
+                     "covers the whole image")
+  assert not os.path.exists(tmp_path / "o.png")
+
+
 def test_empty_mask_copies_input(tmp_path):
   Image.fromarray(_photo(20, 21)).save(tmp_path / "in.png")
   Image.fromarray(np.zeros((20, 21), np.uint8)).save(tmp_path / "m.png")
@@ -435,3 +474,41 @@ def test_save_structure_and_flow_errors(tmp_path, capsys, deepfill_checkpoint):
   assert "a_flow.png" in msg and "twice" in msg
   assert not os.path.exists(tmp_path / "out.png") and not os.path.exists(tmp_path / "s")
   assert not os.path.exists(tmp_path / "f")
+
+
+def test_folder_batches_size_buckets_over_every_device(tmp_path, monkeypatch, capsys,
+                                                       deepfill_checkpoint):
+  """Images that pad to one size run together, split over the 8 test devices; each result is
+  what one image alone on one device gives."""
+  import jax
+  from flowinpaint import inference, inpaint
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
+
+  made = []
+  real_make = inference.make_inpainter
+  monkeypatch.setattr(inference, "make_inpainter",
+                      lambda *a, **k: made.append(real_make(*a, **k)) or made[-1])
+  sizes = [(40, 48)] * 4 + [(37, 45), (38, 41), (24, 30)]  # Pad (to 8) to 40x48 x6, 24x32 x1.
+  (tmp_path / "in").mkdir()
+  (tmp_path / "masks").mkdir()
+  for i, (h, w) in enumerate(sizes):
+    Image.fromarray(_photo(h, w, seed=i)).save(tmp_path / "in" / f"{i}.png")
+    Image.fromarray(_mask(h, w, (3 + i, 20, 5, 30 - i))).save(tmp_path / "masks" / f"{i}.png")
+  assert inpaint.main(["--checkpoint", deepfill_checkpoint, "--image", str(tmp_path / "in"),
+                       "--mask", str(tmp_path / "masks"), "--output", str(tmp_path / "out")]) == 0
+  printed = capsys.readouterr().out
+  throughput = [l for l in printed.splitlines() if l.startswith("throughput: ")]
+  assert len(throughput) == 1 and " images/s (7 in " in throughput[0], printed
+  assert throughput[0].endswith(", 8 cpu devices)"), throughput
+  model = made[0]
+  assert model.compiled_shapes == {(6, 40, 48, 3), (1, 24, 32, 3)}
+  assert model._run.device_counts == {6, 1}
+  alone = inference.ModelInpainter.from_checkpoint(deepfill_checkpoint, max_batch=1,
+                                                   devices=jax.devices()[:1])
+  for i, (h, w) in enumerate(sizes):
+    img, hole = _photo(h, w, seed=i), _mask(h, w, (3 + i, 20, 5, 30 - i)) > 127
+    out = np.asarray(Image.open(tmp_path / "out" / f"{i}.png"))
+    np.testing.assert_array_equal(out, alone(img, hole), err_msg=f"image {i}")
+    assert not np.array_equal(out[hole], img[hole])

@@ -45,10 +45,10 @@ def hole_mask(h=96, w=128) -> np.ndarray:
 class Running:
   """A server on a free loopback port in a thread."""
 
-  def __init__(self, inpaint=None, **kwargs):
+  def __init__(self, inpaint=None, name="opencv-telea", **kwargs):
     inpainter = ClassicalInpainter("telea")
     fn = inpaint or serve.make_inpaint_fn(inpainter)
-    self.app = serve.App(fn, name="opencv-telea", **kwargs)
+    self.app = serve.App(fn, name=name, **kwargs)
     self.server = serve.make_server(self.app, "127.0.0.1", 0)
     self.port = self.server.server_address[1]
     self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -165,6 +165,27 @@ def test_decompression_bomb_refused_before_decoding(server):
   status, message = _error(server.post_form({"image": buf.getvalue(),
                                              "mask": png_bytes(hole_mask())}))
   assert status == 413 and "(120.0 megapixels), over the limit of 25 megapixels" in message
+
+
+def test_patchmatch_fills_and_an_all_hole_mask_is_a_400():
+  from flowinpaint import inference
+  inpainter = inference.make_inpainter("patchmatch", seed=1)
+  with Running(inpaint=serve.make_inpaint_fn(inpainter), name=inpainter.name) as server:
+    assert json.loads(server.request("GET", "/api/info")[2])["model"] == "patchmatch"
+    rgb, mask = photo(48, 64), hole_mask(48, 64)
+    mask[:] = 0
+    mask[10:30, 20:40] = 255
+    status, _, body = server.post_form({"image": png_bytes(rgb), "mask": png_bytes(mask)})
+    assert status == 200, body
+    out = np.asarray(Image.open(io.BytesIO(body)))
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+    status, message = _error(server.post_form({
+        "image": png_bytes(rgb), "mask": png_bytes(np.full((48, 64), 255, np.uint8))}))
+    assert status == 400 and "covers the whole image" in message
+  args = serve.build_parser().parse_args(["--method", "patchmatch", "--seed", "2"])
+  assert (args.method, args.seed) == ("patchmatch", 2)
+  page_help = " ".join(serve.build_parser().format_help().split())
+  assert "patchmatch: multi-scale PatchMatch" in page_help
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -302,3 +323,41 @@ def test_cli_errors(capsys, args, message):
   assert serve.main(args) == 2
   err = capsys.readouterr().err
   assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_waiting_requests_run_together_over_every_device(deepfill_checkpoint, monkeypatch):
+  """Requests that arrive while the model runs go through it together next, split over the 8
+  test devices; each answer is what the image alone on one device gives."""
+  import jax
+  from flowinpaint import inference
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
+
+  model = inference.make_inpainter(deepfill_checkpoint)
+  app = serve.App(serve.make_inpaint_fn(model), inpaint_many=serve.make_inpaint_many_fn(model),
+                  name="deepfill")
+  inputs = [photo(48, 64) ^ np.uint8(i * 40) for i in range(4)]
+  masks = [hole_mask(48, 64)[:, ::-1] if i % 2 else hole_mask(48, 64) for i in range(4)]
+  results = [None] * 4
+
+  def go(i):
+    results[i] = app.run(png_bytes(inputs[i]), png_bytes(np.ascontiguousarray(masks[i])), None)
+  with app._lock:  # The model is busy: all four wait.
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(4)]
+    for t in threads:
+      t.start()
+    deadline = time.monotonic() + 60
+    while len(app._waiting) < 4 and time.monotonic() < deadline:
+      time.sleep(0.01)
+  for t in threads:
+    t.join()
+  assert app.batch_sizes == [4] and model._run.device_counts == {4}
+  alone = inference.ModelInpainter.from_checkpoint(deepfill_checkpoint, max_batch=1,
+                                                   devices=jax.devices()[:1])
+  for rgb, mask, png in zip(inputs, masks, results):
+    got = np.asarray(Image.open(io.BytesIO(png)))
+    np.testing.assert_array_equal(got, alone(rgb, mask > 127))
+    assert not np.array_equal(got, rgb)
+  # A classical method runs one request at a time, as before.
+  assert serve.make_inpaint_many_fn(ClassicalInpainter("telea")) is None
