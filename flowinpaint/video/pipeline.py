@@ -501,7 +501,7 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
                                    config=config, stages=stages, new_frames=n_out,
                                    warned=warned)
         del forward, backward, done
-      else:  # holes in the look-ahead only: the next window fills them
+      else:  # no output has holes: the next window fills the look-ahead's
         stages.advance("complete", len(new) if track.window_wide else 0)
         stages.advance("propagate", n_out)
     else:
@@ -516,8 +516,8 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
     if ended:
       return
     s = n_ctx + n_out - min(overlap, n_ctx + n_out)  # the first frame held over
-    ctx = list(out[s:n_ctx + n_out])
-    ctx_unseen = list(unseen[s:n_ctx + n_out])
+    ctx = [f.copy() for f in out[s:n_ctx + n_out]]  # copies: `out` is freed below
+    ctx_unseen = [m.copy() for m in unseen[s:n_ctx + n_out]]
     ahead = raw[n_out:]
     pairs_kept = None if pairs is None else pairs[s:]
     del out, clip, holes, unseen
