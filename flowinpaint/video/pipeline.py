@@ -426,9 +426,10 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
   input frames after them (with their holes) that the next window outputs, so its last outputs
   can borrow from later frames too. Only what propagation brought from frames that showed it is
   known in the carried outputs: pixels the image inpainter made up stay holes there, so that a
-  later window fills them from the frames it shows instead of propagating the guess. The flows between frames are estimated
-  (and completed, unless the completer reads a whole window) once per pair, whichever windows
-  share it; only propagation and the keyframe fill are repeated on the context.
+  later window fills them from the frames it shows instead of propagating the guess. The flows
+  between frames are estimated (and completed, unless the completer reads a whole window) once
+  per pair, whichever windows share it; only propagation and the keyframe fill are repeated on
+  the context.
   """
   stages = stages or Stages(num_frames, progress=False)
   if max_frames is not None and max_frames < 2:
