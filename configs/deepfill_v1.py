@@ -23,12 +23,12 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "deepfill_v1"
   config.model.cnum = 32  # Generator base width.
   config.model.d_cnum = 64  # Critics' base width.
   config.model.local_size = 0  # Local critic's patch side; 0 = image_size / 2.
-  # config.model.ca_chunk_size (from default): contextual attention chunking, 0 = off.
+  # config.model.ca_chunk_size, ca_max_score_bytes (from default): contextual attention tiling.
 
   config.image_size = 256
   config.batch_size = 16

@@ -12,7 +12,7 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "deepfill_v2"
   config.model.cnum = 48
   config.image_size = 256

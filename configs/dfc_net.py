@@ -14,7 +14,7 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "dfc_net"
   config.model.window = 11  # Frames per window: 33 channels for stage 1, 66 for stages 2-3.
   config.model.stage_scales = (0.5, 0.75, 1.0)  # DFVI: 240x424 -> 320x600 -> 480x840.

@@ -17,7 +17,7 @@ from configs import default
 
 def base_config(name: str):
   """The settings the three stages share (the reference's config.yml.example)."""
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = name
   config.model.width = 64  # 64/128/256 channels: 10.76 M (G1), 10.77 M (G2) params.
   config.model.n_res = 8  # Dilated residual blocks per generator.
@@ -28,7 +28,7 @@ def base_config(name: str):
   config.model.canny_sigma = 2.0  # SIGMA: 2.
   config.model.canny_low = 0.1  # skimage's default hysteresis thresholds.
   config.model.canny_high = 0.2
-  del config.model.cnum, config.model.ca_chunk_size  # DeepFill knobs.
+  del config.model.cnum, config.model.ca_chunk_size, config.model.ca_max_score_bytes  # DeepFill.
   config.image_size = 256
   config.batch_size = 8
   config.num_train_steps = 2_000_000  # MAX_ITERS: 2e6.

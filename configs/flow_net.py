@@ -12,7 +12,7 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "flow_net"
   config.model.pyramid_widths = (16, 32, 64, 96, 128)  # Strides 2 .. 32.
   config.model.estimator_widths = (96, 64, 32)

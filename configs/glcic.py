@@ -26,10 +26,10 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "glcic"
   del config.model.cnum
-  del config.model.ca_chunk_size
+  del config.model.ca_chunk_size, config.model.ca_max_score_bytes
   config.model.width = 1.0  # Completion network channels x this (1.0 = 64..256).
   config.model.d_width = 1.0  # Discriminator conv channels x this (1.0 = 64..512).
   config.model.fc_units = 1024  # Each discriminator branch's last layer.

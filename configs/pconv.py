@@ -21,9 +21,9 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = "pconv_unet"
-  del config.model.ca_chunk_size
+  del config.model.ca_chunk_size, config.model.ca_max_score_bytes
   config.model.cnum = 64  # First layer's width; deeper layers x2 up to 8 * cnum.
   config.model.depth = 7  # Stride-2 encoder layers (paper: 8 at 512 px).
 

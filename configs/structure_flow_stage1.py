@@ -16,7 +16,7 @@ from configs import default
 
 def base_config(name: str):
   """The settings the three stages share (model_config.yaml of the reference)."""
-  config = default.get_config()
+  config = default.base_config()
   config.model.name = name
   config.model.width = 64  # The reference's `dim`; G_s 36.06 M, G_t 56.47 M params at 64.
   config.model.n_res = 4  # G_s ResBlocks per decoder scale.
@@ -35,7 +35,7 @@ def base_config(name: str):
   config.model.rtv_mask_mode = "diffuse"
   config.model.rtv_mask_dilation = 3
   config.model.rtv_blur_padding = "symmetric"
-  del config.model.cnum, config.model.ca_chunk_size  # DeepFill knobs.
+  del config.model.cnum, config.model.ca_chunk_size, config.model.ca_max_score_bytes  # DeepFill.
   config.image_size = 256
   config.batch_size = 8
   config.num_train_steps = 1_000_000

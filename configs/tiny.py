@@ -22,6 +22,6 @@ def small_run(config):
 
 
 def get_config():
-  config = default.get_config()
+  config = default.base_config()
   config.model.cnum = 8
   return small_run(config)

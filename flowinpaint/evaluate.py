@@ -99,8 +99,8 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
     'first_call_seconds' (the warm-up: compilation included) and 'compile_seconds' (the
     warm-up's excess over the steady-state time of the same images; for an inpainter with a
     `warm_up(rgb, hole)` method, which compiles without inpainting, both are that call's time);
-    with `return_outputs`, 'outputs' (uint8 [N, H, W, 3], the composited results that were
-    scored).
+    'images_per_second' (steady state) and 'devices' (how many a batch is split over); with
+    `return_outputs`, 'outputs' (uint8 [N, H, W, 3], the composited results that were scored).
   """
   images = _as_uint8_images(images)
   masks = np.asarray(masks)
@@ -114,7 +114,8 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
     raise ValueError("no images to evaluate")
   holes = masks >= 0.5 if np.issubdtype(masks.dtype, np.floating) else masks.astype(bool)
   # Warm-up on one batch of the size the inpainter will use: compiles that shape.
-  k = min(int(getattr(inpainter, "max_batch", 1)), n)
+  capacity = getattr(inpainter, "batch_capacity", None)
+  k = min(int(capacity() if capacity else getattr(inpainter, "max_batch", 1)), n)
   start = time.perf_counter()
   warm_up = getattr(inpainter, "warm_up", None)
   if warm_up is not None:
@@ -137,6 +138,8 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
   result.update(
       num_images=n,
       seconds_per_image=per_image,
+      images_per_second=n / seconds if seconds > 0 else float("inf"),
+      devices=inference.devices_used(inpainter),
       first_call_seconds=first,
       compile_seconds=first if warm_up is not None else max(first - per_image * k, 0.0),
   )
@@ -145,7 +148,8 @@ def evaluate_inpainter(inpainter: Any, images: np.ndarray, masks: np.ndarray, *,
   return result
 
 
-def _table(result: dict[str, Any]) -> str:
+def _table(result: dict[str, Any], where: str = "") -> str:
+  """The printed summary; `where` says what ran it ('8 gpu devices')."""
   rows = [("", "whole image", "inside hole")]
   for name, key, fmt in (("PSNR (dB)", "psnr", "{:.3f}"), ("SSIM", "ssim", "{:.4f}"),
                          ("L1", "l1", "{:.5f}"), ("L2", "l2", "{:.6f}")):
@@ -158,6 +162,8 @@ def _table(result: dict[str, Any]) -> str:
       f"seconds per image: {result['seconds_per_image']:.4f}   "
       f"first call: {result['first_call_seconds']:.2f} s "
       f"(compile ~{result['compile_seconds']:.2f} s)",
+      f"throughput: {result['images_per_second']:.2f} images/s (steady state"
+      + (f", {where})" if where else ")"),
   ]
   return "\n".join(lines)
 
@@ -238,6 +244,8 @@ class AuxRecorder:
     self.inpainter = inpainter
     self.keys = tuple(keys)
     self.max_batch = getattr(inpainter, "max_batch", 1)
+    self.batch_capacity = getattr(inpainter, "batch_capacity", lambda: self.max_batch)
+    self.num_devices = inference.devices_used(inpainter)
     self.aux: dict[str, np.ndarray] = {}
 
   def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -357,7 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   runner = AuxRecorder(inpainter, tuple(dirs)) if dirs else inpainter
   result = evaluate_inpainter(runner, images, masks, return_outputs=bool(args.save_images))
   outputs = result.pop("outputs", None)
-  print(_table(result))
+  print(_table(result, inference.devices_text(inpainter)))
   if args.save_images:
     written = save_images(args.save_images, images, masks.astype(bool), outputs,
                           inputs=[args.output] if args.output else [])

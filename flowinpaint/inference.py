@@ -9,7 +9,7 @@ without running anything. Alpha channels and grayscale belong to the tool layer 
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -167,10 +167,16 @@ class ModelInpainter:
   composited at uint8 level. `predict_with_aux` / `inpaint_with_aux` also return the generator's
   auxiliary outputs (AUX_KEYS, e.g. StructureFlow's structure and flow) from a second jitted
   function, so the plain path never transfers them.
+
+  Batches are split over every local device (`devices`, default all; train.sharding's
+  BatchSharded), `max_batch` images per device per call (in all on CPU devices, which share one
+  memory: BatchSharded.capacity); `inpaint_many` batches images of
+  different sizes that pad to the same size. One image runs on one device.
   """
 
   def __init__(self, generator: Any, variables: Any, multiple: int, *, max_batch: int = 8,
-               model_name: Optional[str] = None, config: Any = None):
+               model_name: Optional[str] = None, config: Any = None,
+               devices: Optional[Sequence[Any]] = None):
     self.generator = generator
     self.variables = variables
     self.multiple = max(int(multiple), 1)
@@ -180,16 +186,31 @@ class ModelInpainter:
     self.config = config
     self.compiled_shapes: set[tuple[int, ...]] = set()
     self._output_keys: Optional[tuple[str, ...]] = None
-    # One jitted function per requested key set; the plain path (`_run`) stays output-only so it
-    # never copies auxiliary arrays off the device.
+    # One runner per requested key set; the plain path (`_run`) stays output-only so it never
+    # copies auxiliary arrays off the device.
     self._run_aux: dict[tuple[str, ...], Any] = {}
-    import jax  # Lazy: classical inpainting never needs JAX.
+    from flowinpaint.train.sharding import BatchSharded  # Lazy: classical methods need no JAX.
 
     def run(variables, image, mask):
       out = generator.apply(variables, image, mask, train=False)
       return out["output"]
 
-    self._run = jax.jit(run)
+    self._run = BatchSharded(run, devices)
+    self._devices = self._run.devices
+
+  @property
+  def devices(self) -> list[Any]:
+    """The local devices a full batch is split over."""
+    return list(self._devices)
+
+  @property
+  def num_devices(self) -> int:
+    return len(self._devices)
+
+  def batch_capacity(self) -> int:
+    """Images per call: max_batch per device, on every device; on CPU devices, which share the
+    host's memory, max_batch in all (spread over as many devices)."""
+    return self._run.capacity(self.max_batch)
 
   @classmethod
   def from_checkpoint(cls, path: str, **kwargs) -> "ModelInpainter":
@@ -246,36 +267,52 @@ class ModelInpainter:
       self._trace()
     return tuple(k for k in AUX_KEYS if k in self._output_keys)
 
-  def _batches(self, fn: Any, images: np.ndarray, holes: np.ndarray) -> list[Any]:
-    """Runs jitted `fn(variables, x, m)` over chunks of max_batch; numpy outputs.
+  def _chunks(self, fn: Any, images: Sequence[np.ndarray], holes: Sequence[np.ndarray]
+              ) -> Iterator[Any]:
+    """Runs `fn` (a BatchSharded of `fn(variables, x, m)`) over chunks of `batch_capacity()`
+    images; yields each chunk's numpy outputs, trimmed to its real images.
 
-    `images` uint8 [N,H,W,3], `holes` bool [N,H,W]; both are reflect-padded to `multiple`.
-    Returns one output pytree per chunk, trimmed to the chunk's real images (the caller crops
-    the padded spatial size).
+    `images` uint8 [H,W,3] and `holes` bool [H,W], any sizes that reflect-pad to one size (each is
+    padded to `multiple` on its own, so an image's result does not depend on its neighbours' sizes;
+    the caller crops). Every chunk has one shape (the last is padded with copies): one compilation.
     """
     import jax
     n = len(images)
-    x = images.astype(np.float32) / 127.5 - 1.0
-    m = holes.astype(np.float32)[..., None]
-    x, m = pad_to_multiple(x, self.multiple), pad_to_multiple(m, self.multiple)
-    chunk = min(n, self.max_batch)
-    outs = []
+    chunk = min(n, self.batch_capacity())
     for i in range(0, n, chunk):
-      xb, mb = x[i:i + chunk], m[i:i + chunk]
-      real = len(xb)
+      part = range(i, min(i + chunk, n))
+      x = np.stack([pad_to_multiple(images[j][None].astype(np.float32) / 127.5 - 1.0,
+                                    self.multiple)[0] for j in part])
+      m = np.stack([pad_to_multiple(holes[j][None, ..., None].astype(np.float32),
+                                    self.multiple)[0] for j in part])
+      real = len(x)
       if real < chunk:
-        # Pad the last batch with copies so every batch has one shape: one compilation.
-        xb = np.concatenate([xb, np.repeat(xb[-1:], chunk - real, 0)])
-        mb = np.concatenate([mb, np.repeat(mb[-1:], chunk - real, 0)])
-      self.compiled_shapes.add(xb.shape)
-      outs.append(jax.tree.map(lambda a, r=real: np.asarray(a)[:r],
-                               fn(self.variables, xb, mb)))
-    return outs
+        x = np.concatenate([x, np.repeat(x[-1:], chunk - real, 0)])
+        m = np.concatenate([m, np.repeat(m[-1:], chunk - real, 0)])
+      self.compiled_shapes.add((fn.padded_size(chunk),) + x.shape[1:])
+      yield jax.tree.map(lambda a, r=real: a[:r], fn(self.variables, x, m))
+
+  def _by_bucket(self, fn: Any, images: Sequence[np.ndarray], holes: Sequence[np.ndarray]
+                 ) -> Iterator[tuple[int, Any]]:
+    """(index, that image's outputs) for every image: images of one padded size (a bucket) run
+    together through `_chunks`."""
+    import jax
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for i, hole in enumerate(holes):
+      h, w = hole.shape
+      buckets.setdefault((h + (-h) % self.multiple, w + (-w) % self.multiple), []).append(i)
+    for members in buckets.values():
+      done = 0
+      for out in self._chunks(fn, [images[i] for i in members], [holes[i] for i in members]):
+        rows = len(jax.tree.leaves(out)[0])
+        for j in range(rows):
+          yield members[done + j], jax.tree.map(lambda a, j=j: a[j], out)
+        done += rows
 
   def predict(self, images: np.ndarray, holes: np.ndarray) -> np.ndarray:
     """Raw (not composited) uint8 predictions for [N,H,W,3] uint8 and bool [N,H,W] holes."""
     h, w = images.shape[1:3]
-    pred = np.concatenate(self._batches(self._run, images, holes))[:, :h, :w, :3]
+    pred = np.concatenate(list(self._chunks(self._run, images, holes)))[:, :h, :w, :3]
     return to_uint8(pred)
 
   def predict_with_aux(self, images: np.ndarray, holes: np.ndarray,
@@ -299,39 +336,44 @@ class ModelInpainter:
     Raises:
       ValueError: a key in `keys` that the generator does not return.
     """
+    keys = self._aux_request(keys)
+    h, w = images.shape[1:3]
+    chunks = list(self._chunks(self._aux_runner(keys), images, holes))
+    pred = to_uint8(np.concatenate([c[0] for c in chunks])[:, :h, :w, :3])
+    aux = {k: self._crop_aux(k, np.concatenate([c[1][k] for c in chunks]), h, w) for k in keys}
+    return pred, aux
+
+  def _aux_request(self, keys: Optional[Sequence[str]]) -> tuple[str, ...]:
     available = self.aux_keys()
     keys = available if keys is None else tuple(keys)
     missing = [k for k in keys if k not in available]
     if missing:
       raise ValueError(f"model {self.model_name!r} returns no {', '.join(map(repr, missing))} "
                        f"(it returns {', '.join(map(repr, available)) or 'no auxiliary output'})")
+    return keys
+
+  def _aux_runner(self, keys: tuple[str, ...]) -> Any:
     fn = self._run_aux.get(keys)
     if fn is None:
-      import jax
+      from flowinpaint.train.sharding import BatchSharded
       generator = self.generator
 
       def run(variables, image, mask):
         out = generator.apply(variables, image, mask, train=False)
         return out["output"], {k: out[k] for k in keys}
 
-      fn = self._run_aux[keys] = jax.jit(run)
-    h, w = images.shape[1:3]
-    chunks = self._batches(fn, images, holes)
-    pred = to_uint8(np.concatenate([c[0] for c in chunks])[:, :h, :w, :3])
-    padded_h = h + (-h) % self.multiple
-    aux: dict[str, np.ndarray] = {}
-    for k in keys:
-      value = np.concatenate([c[1][k] for c in chunks])
-      if k == "flow":
-        # The flow lives on a coarser grid of the padded image: keep the cells that cover the
-        # real image (a partly covered last cell included).
-        stride = padded_h // value.shape[1]
-        aux[k] = value[:, :-(-h // stride), :-(-w // stride)].astype(np.float32)
-      else:
-        aux[k] = to_uint8(value[:, :h, :w, :3])
-        if aux[k].shape[-1] == 1:  # a gray map (edges): [N, H, W]
-          aux[k] = aux[k][..., 0]
-    return pred, aux
+      fn = self._run_aux[keys] = BatchSharded(run, self._devices)
+    return fn
+
+  def _crop_aux(self, key: str, value: np.ndarray, h: int, w: int) -> np.ndarray:
+    """An auxiliary output ([..., rows, cols, C], padded image) cropped to an h x w image."""
+    if key == "flow":
+      # The flow lives on a coarser grid of the padded image: keep the cells that cover the
+      # real image (a partly covered last cell included).
+      stride = (h + (-h) % self.multiple) // value.shape[-3]
+      return value[..., :-(-h // stride), :-(-w // stride), :].astype(np.float32)
+    value = to_uint8(value[..., :h, :w, :3])
+    return value[..., 0] if value.shape[-1] == 1 else value  # A gray map (edges): [..., H, W].
 
   def inpaint_with_aux(self, rgb: np.ndarray, mask: np.ndarray,
                        keys: Optional[Sequence[str]] = None
@@ -346,8 +388,42 @@ class ModelInpainter:
     pred, aux = self.predict_with_aux(rgb[None], hole[None], keys)
     return composite(pred[0], rgb, hole), {k: v[0] for k, v in aux.items()}
 
+  def inpaint_many(self, rgbs: Sequence[np.ndarray], masks: Sequence[np.ndarray]
+                   ) -> list[np.ndarray]:
+    """Images of any sizes -> their results, each as `self(rgb, mask)` would give it.
+
+    The images with a hole run in buckets of one padded size, `batch_capacity()` at a time over
+    every device; an empty mask returns its image unchanged without running anything.
+    """
+    rgbs = [_check_rgb(rgb) for rgb in rgbs]
+    holes = [as_hole_mask(m, rgb.shape[:2]) for rgb, m in zip(rgbs, masks)]
+    out = [rgb.copy() for rgb in rgbs]
+    todo = [i for i, hole in enumerate(holes) if hole.any()]
+    for j, pred in self._by_bucket(self._run, [rgbs[i] for i in todo],
+                                   [holes[i] for i in todo]):
+      i = todo[j]
+      h, w = holes[i].shape
+      out[i] = composite(to_uint8(pred[:h, :w, :3]), rgbs[i], holes[i])
+    return out
+
+  def inpaint_many_with_aux(self, rgbs: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                            keys: Optional[Sequence[str]] = None
+                            ) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Images of any sizes -> [(result, aux)], each as `inpaint_with_aux` would give it; run in
+    buckets as `inpaint_many` (an empty mask runs too: the caller asked for its outputs)."""
+    keys = self._aux_request(keys)
+    rgbs = [_check_rgb(rgb) for rgb in rgbs]
+    holes = [as_hole_mask(m, rgb.shape[:2]) for rgb, m in zip(rgbs, masks)]
+    out: list[Any] = [None] * len(rgbs)
+    for i, (pred, aux) in self._by_bucket(self._aux_runner(keys), rgbs, holes):
+      h, w = holes[i].shape
+      out[i] = (composite(to_uint8(pred[:h, :w, :3]), rgbs[i], holes[i]),
+                {k: self._crop_aux(k, aux[k], h, w) for k in keys})
+    return out
+
   def inpaint_batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """[N,H,W,3] uint8, [N,H,W] masks -> [N,H,W,3] uint8, composited; batches of max_batch."""
+    """[N,H,W,3] uint8, [N,H,W] masks -> [N,H,W,3] uint8, composited; batches of
+    `batch_capacity()` over every device."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"expected uint8 [N,H,W,3] images, got {images.dtype} {images.shape}")
@@ -368,6 +444,30 @@ class ModelInpainter:
 
   def __repr__(self) -> str:
     return f"ModelInpainter(model={self.model_name!r}, multiple={self.multiple})"
+
+
+def inpaint_many(inpainter: Inpainter, rgbs: Sequence[np.ndarray], masks: Sequence[np.ndarray]
+                 ) -> list[np.ndarray]:
+  """Runs `inpainter` over images of any sizes: bucketed and batched when it can be (a
+  ModelInpainter), else one at a time."""
+  many = getattr(inpainter, "inpaint_many", None)
+  if many is not None:
+    return many(rgbs, masks)
+  return [inpainter(x, m) for x, m in zip(rgbs, masks)]
+
+
+def devices_used(inpainter: Inpainter) -> int:
+  """How many devices a full batch of `inpainter` runs on (1 for the classical methods)."""
+  return int(getattr(inpainter, "num_devices", 1))
+
+
+def devices_text(inpainter: Inpainter) -> str:
+  """Where `inpainter` runs, for the tools' summaries: '8 cpu devices', 'the CPU' (classical)."""
+  devices = getattr(inpainter, "devices", None)
+  if not devices:
+    return "the CPU"
+  n = len(devices)
+  return f"{n} {devices[0].platform} device{'s' if n > 1 else ''}"
 
 
 def inpaint_batch(inpainter: Inpainter, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -425,8 +525,10 @@ def methods_help() -> str:
 
 def make_inpainter(spec: str, **options) -> Inpainter:
   """A METHODS name -> that method (built with `options`); anything else is a checkpoint path ->
-  ModelInpainter (`options` go to it: max_batch, ...)."""
+  ModelInpainter (`options` go to it: max_batch, ...; the methods, one image at a time, ignore
+  max_batch)."""
   if spec in METHODS:
+    options.pop("max_batch", None)
     return METHODS[spec][0](**options)
   options.pop("radius", None)
   options.pop("seed", None)

@@ -300,9 +300,23 @@ class _MaskCache:
     return ~hole if self.args.invert_mask else hole
 
 
-def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
-            inputs: Sequence[str]) -> None:
-  """Inpaints one image and writes it; UserError on bad input."""
+@dataclasses.dataclass
+class _Work:
+  """One image between reading and writing: a folder's images go through the model together."""
+  job: Job
+  img: Any  # image_io's loaded image: .rgb, .shape, .orientation, ...
+  hole: np.ndarray  # bool [H, W]: what the model fills (grown by --feather).
+  ratio: float  # The hole's share of the image (before --feather).
+  seconds: float  # Time spent on this image so far.
+  blend: Optional[np.ndarray] = None  # --feather weights, [H, W] float.
+  strategy: str = "full"
+  out: Optional[np.ndarray] = None  # The filled image, uint8 [H, W, 3].
+  aux: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+def _prepare(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
+             inputs: Sequence[str]) -> Optional[_Work]:
+  """Reads an image and its hole; None when it is done already (an empty mask: copied)."""
   start = time.perf_counter()
   img = image_io.read_image(job.image, max_pixels=args.max_pixels)
   for note in img.notes:
@@ -317,55 +331,152 @@ def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
   if ratio > INVERTED_WARNING_FRACTION:
     hint = "" if args.invert_mask else " - inverted? use --invert-mask"
     _warn(f"mask {job.mask} covers {ratio:.0%} of {job.image}{hint}")
-  strategy = "full"
   dirs = aux_outputs.requested(args)
-  aux: dict[str, np.ndarray] = {}
   if dirs:
     _check_one_pass(job.image, img.shape, dirs, args)
+  work = _Work(job, img, hole, ratio, 0.0)
   if not hole.any():
     print(f"note: mask {job.mask} is empty; {job.image} is copied unchanged", file=sys.stderr)
     if dirs:
       # The structure / flow of an image without a hole still exists: every image gets its files.
-      aux = inpainter.inpaint_with_aux(img.rgb, hole, tuple(dirs))[1]
+      work.aux = inpainter.inpaint_with_aux(img.rgb, hole, tuple(dirs))[1]
     if os.path.splitext(job.output)[1].lower() == os.path.splitext(job.image)[1].lower():
       image_io.check_not_input(job.output, inputs)
       os.makedirs(os.path.dirname(os.path.abspath(job.output)), exist_ok=True)
       shutil.copyfile(job.image, job.output)
-      side = _write_aux(aux, dirs, job, img.shape, inputs)
+      side = _write_aux(work.aux, dirs, job, img.shape, inputs)
       if side:
         print(f"wrote {', '.join(side)}")
-      return
-    out = img.rgb
+      return None
+    work.out = img.rgb
   else:
-    blend = mask_ops.feather_weights(hole, args.feather) if args.feather else None
-    if blend is not None:
-      hole = blend > 0  # The model fills the whole band that the blend reads.
-    if dirs:
-      # Checked above: the whole image in one pass ('full'), so the structure and flow cover it.
-      out, aux = inpainter.inpaint_with_aux(img.rgb, hole, tuple(dirs))
-    else:
+    if args.feather:
+      work.blend = mask_ops.feather_weights(hole, args.feather)
+      work.hole = work.blend > 0  # The model fills the whole band that the blend reads.
+    if not dirs:  # With them the image runs whole ('full'), checked above.
       from flowinpaint import highres  # Lazy, like the inpainter: `--help` stays fast.
-      strategy = args.strategy
-      if strategy == "auto":
-        strategy = highres.choose_strategy(img.shape, hole, crop_margin=args.crop_margin,
-                                           crop_trigger=args.crop_trigger)
-      out = highres.inpaint_highres(inpainter, img.rgb, hole, strategy=strategy,
-                                    model_size=args.model_size, crop_margin=args.crop_margin,
-                                    crop_trigger=args.crop_trigger,
-                                    resize_limit=args.resize_limit)
+      if args.strategy == "auto":
+        work.strategy = highres.choose_strategy(img.shape, work.hole,
+                                                crop_margin=args.crop_margin,
+                                                crop_trigger=args.crop_trigger)
+      else:
+        work.strategy = args.strategy
+  work.seconds = time.perf_counter() - start
+  return work
+
+
+def _fill(works: Sequence[_Work], inpainter, args: argparse.Namespace) -> None:
+  """Fills every work's hole (sets .out, and .aux if asked). The images that run whole go through
+  the model together (inference.inpaint_many: buckets of one padded size, batches over every
+  device); crops and downscaled copies of large photos one image at a time (highres)."""
+  dirs = aux_outputs.requested(args)
+  todo = [w for w in works if w.out is None]
+  whole = [w for w in todo if w.strategy == "full"]
+  if whole:
+    start = time.perf_counter()
+    rgbs, holes = [w.img.rgb for w in whole], [w.hole for w in whole]
+    if dirs:
+      results = inpainter.inpaint_many_with_aux(rgbs, holes, tuple(dirs)) if hasattr(
+          inpainter, "inpaint_many_with_aux") else [
+              inpainter.inpaint_with_aux(x, m, tuple(dirs)) for x, m in zip(rgbs, holes)]
+      for w, (out, aux) in zip(whole, results):
+        w.out, w.aux = out, aux
+    else:
+      for w, out in zip(whole, inference.inpaint_many(inpainter, rgbs, holes)):
+        w.out = inference.composite(out, w.img.rgb, w.hole)  # As highres' 'full' does.
+    share = (time.perf_counter() - start) / len(whole)
+    for w in whole:
+      w.seconds += share
+  for w in todo:
+    if w.out is None:
+      from flowinpaint import highres
+      start = time.perf_counter()
+      w.out = highres.inpaint_highres(inpainter, w.img.rgb, w.hole, strategy=w.strategy,
+                                      model_size=args.model_size, crop_margin=args.crop_margin,
+                                      crop_trigger=args.crop_trigger,
+                                      resize_limit=args.resize_limit)
+      w.seconds += time.perf_counter() - start
+
+
+def _finish(work: _Work, args: argparse.Namespace, inputs: Sequence[str]) -> None:
+  """Post-processes, blends and writes a filled image (and its structure / flow files)."""
+  start = time.perf_counter()
+  img, job, out = work.img, work.job, work.out
+  if work.hole.any():
     if args.postprocess == "glcic":
       from flowinpaint.classical.poisson import glcic_postprocess
-      out = glcic_postprocess(img.rgb, out, hole)
-    if blend is not None:
-      mixed = np.rint(blend[..., None] * out + (1.0 - blend[..., None]) * img.rgb)
-      out = np.where(hole[..., None], mixed, img.rgb).astype(np.uint8)
+      out = glcic_postprocess(img.rgb, out, work.hole)
+    if work.blend is not None:
+      blend = work.blend[..., None]
+      mixed = np.rint(blend * out + (1.0 - blend) * img.rgb)
+      out = np.where(work.hole[..., None], mixed, img.rgb).astype(np.uint8)
   for note in image_io.save_loaded(job.output, out, img, inputs=inputs, quality=args.quality):
     _warn(note)
-  side = _write_aux(aux, dirs, job, img.shape, inputs)
+  side = _write_aux(work.aux, aux_outputs.requested(args), job, img.shape, inputs)
   h, w = img.shape
-  how = "" if strategy == "full" else f", {strategy}"
-  print(f"wrote {job.output} ({w}x{h}, hole {ratio:.1%}{how}, "
-        f"{time.perf_counter() - start:.2f} s)" + (f" and {', '.join(side)}" if side else ""))
+  how = "" if work.strategy == "full" else f", {work.strategy}"
+  seconds = work.seconds + time.perf_counter() - start
+  print(f"wrote {job.output} ({w}x{h}, hole {work.ratio:.1%}{how}, {seconds:.2f} s)"
+        + (f" and {', '.join(side)}" if side else ""))
+
+
+def run_one(job: Job, inpainter, masks: _MaskCache, args: argparse.Namespace,
+            inputs: Sequence[str]) -> None:
+  """Inpaints one image and writes it; UserError on bad input."""
+  work = _prepare(job, inpainter, masks, args, inputs)
+  if work is not None:
+    _fill([work], inpainter, args)
+    _finish(work, args, inputs)
+
+
+def run_folder(jobs: Sequence[Job], inpainter, masks: _MaskCache, args: argparse.Namespace,
+               inputs: Sequence[str]) -> int:
+  """Inpaints every job, a model's batch of images at a time; returns how many failed.
+
+  A job without a mask, or whose image or mask is bad, is skipped with a warning.
+  """
+  group = int(getattr(inpainter, "batch_capacity", lambda: 1)())
+  failed = 0
+  works: list[_Work] = []
+
+  def flush() -> None:
+    nonlocal failed
+    try:
+      _fill(works, inpainter, args)
+    except UserError:  # Find the image at fault: fill them one by one.
+      for work in list(works):
+        try:
+          _fill([work], inpainter, args)
+        except UserError as e:
+          _warn(f"{e}; skipped")
+          failed += 1
+          works.remove(work)
+    for work in works:
+      try:
+        _finish(work, args, inputs)
+      except UserError as e:
+        _warn(f"{e}; skipped")
+        failed += 1
+    works.clear()
+
+  for job in jobs:
+    if job.mask is None and args.mask is not None:
+      _warn(f"no mask for {job.image} in {args.mask} (expected "
+            f"{os.path.splitext(os.path.basename(job.image))[0]}.*); skipped")
+      failed += 1
+      continue
+    try:
+      work = _prepare(job, inpainter, masks, args, inputs)
+    except UserError as e:
+      _warn(f"{e}; skipped")
+      failed += 1
+      continue
+    if work is not None:
+      works.append(work)
+    if len(works) >= group:
+      flush()
+  flush()
+  return failed
 
 
 def extending(args: argparse.Namespace) -> bool:
@@ -486,21 +597,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if len(jobs) == 1 and not os.path.isdir(args.image):
     run_one(jobs[0], inpainter, masks, args, inputs)
     return 0
-  failed = 0
-  for job in jobs:
-    if job.mask is None and args.mask is not None:
-      _warn(f"no mask for {job.image} in {args.mask} (expected "
-            f"{os.path.splitext(os.path.basename(job.image))[0]}.*); skipped")
-      failed += 1
-      continue
-    try:
-      run_one(job, inpainter, masks, args, inputs)
-    except UserError as e:
-      _warn(f"{e}; skipped")
-      failed += 1
+  start = time.perf_counter()
+  failed = run_folder(jobs, inpainter, masks, args, inputs)
+  seconds = time.perf_counter() - start
   done = len(jobs) - failed
   print(f"done: {done} of {len(jobs)} images written to {args.output}"
         + (f", {failed} failed or skipped" if failed else ""))
+  print(f"throughput: {done / max(seconds, 1e-9):.2f} images/s ({done} in {seconds:.1f} s, "
+        f"{inference.devices_text(inpainter)})")
   if failed and not done:
     raise UserError(f"all {failed} images failed or were skipped")
   return 1 if failed else 0

@@ -4,6 +4,9 @@ r"""Trains and evaluates a model from a config file.
       [--config.num_train_steps=1000 --config.batch_size=8 ...]
 
 Rerunning the same command resumes from the newest finished checkpoint in --workdir.
+
+Several hosts: the same command on each, with --distributed (SLURM, Open MPI, Cloud TPU: nothing
+else; elsewhere also --coordinator_address=HOST0:PORT --num_processes=N --process_id=I).
 """
 
 import os
@@ -38,8 +41,17 @@ _CONFIG = config_flags.DEFINE_config_file(
     "override any of its knobs with --config.KEY=VALUE", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "the folder for checkpoints, logs and samples "
                                "(required); rerunning with the same folder resumes")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
-                                 "call jax.distributed.initialize() first (multi-host runs)")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "multi-host: join the other processes first "
+    "(jax.distributed.initialize; on SLURM / Open MPI / Cloud TPU it finds them by itself)")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "multi-host: HOST:PORT of process 0, the same on every process "
+    "(default $JAX_COORDINATOR_ADDRESS, else found by the cluster); implies --distributed")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "multi-host: how many processes take part (implies --distributed)")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "multi-host: this process's index, 0 .. num_processes-1 (implies "
+    "--distributed)")
 flags.mark_flags_as_required(["config", "workdir"])
 _HELP_FLAGS = ("-h", "-help", "--help", "-?", "--helpshort")
 
@@ -48,11 +60,13 @@ def help_text() -> str:
   """What --help prints: the docstring, then this module's own flags (absl's lists them with
   absl's and JAX's defaults, 'None' for the required ones)."""
   rows = [("--config FILE", _CONFIG), ("--workdir DIR", _WORKDIR),
-          ("--[no]distributed", _DISTRIBUTED)]
+          ("--[no]distributed", _DISTRIBUTED), ("--coordinator_address", _COORDINATOR),
+          ("--num_processes N", _NUM_PROCESSES), ("--process_id I", _PROCESS_ID)]
   lines = [__doc__.strip(), "",
            "usage: python -m flowinpaint.main --config FILE --workdir DIR "
            "[--config.KEY=VALUE ...]",
-           "                                  [--distributed]", "", "flags:"]
+           "                                  [--distributed [--coordinator_address HOST:PORT "
+           "--num_processes N --process_id I]]", "", "flags:"]
   for name, holder in rows:
     wrapped = textwrap.wrap(flags.FLAGS[holder.name].help, 100 - 22)
     lines.append(f"  {name:<19} {wrapped[0]}")
@@ -89,6 +103,37 @@ class _QuietLibraries:
     return not (noisy or no_tpu)
 
 
+def distributed_arguments() -> dict | None:
+  """jax.distributed.initialize's arguments from the flags; None for a single-process run.
+
+  Only the ones given are passed: JAX finds the rest in a SLURM, Open MPI or Cloud TPU job, and
+  the coordinator in $JAX_COORDINATOR_ADDRESS.
+  """
+  from flowinpaint.errors import UserError
+
+  given = {name: holder.value for name, holder in (
+      ("coordinator_address", _COORDINATOR), ("num_processes", _NUM_PROCESSES),
+      ("process_id", _PROCESS_ID)) if holder.value is not None}
+  if not (_DISTRIBUTED.value or given):
+    return None
+  address = given.get("coordinator_address")
+  if address is not None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+      raise UserError(f"--coordinator_address={address}: expected HOST:PORT of process 0, e.g. "
+                      "10.0.0.1:12345 (the same on every process)")
+  n, i = given.get("num_processes"), given.get("process_id")
+  if n is not None and n < 1:
+    raise UserError(f"--num_processes={n}: must be at least 1")
+  if i is not None and (i < 0 or (n is not None and i >= n)):
+    bound = f"0 .. {n - 1}" if n is not None else "at least 0"
+    raise UserError(f"--process_id={i}: must be {bound} (one distinct index per process)")
+  if n is not None and i is None or i is not None and n is None:
+    raise UserError("--num_processes and --process_id go together: give both (or neither, "
+                    "where the cluster tells JAX, e.g. under SLURM)")
+  return given
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -98,8 +143,13 @@ def main(argv):
   from flowinpaint.train import stages
   from flowinpaint.train import train
 
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+  try:
+    distributed = distributed_arguments()
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  if distributed is not None:
+    jax.distributed.initialize(**distributed)
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
   logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),

@@ -277,7 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     estimator = _make_part("--flow", args.flow or "dis", make_flow_estimator)
     completer = _make_part("--flow-completion", args.flow_completion or "laplacian",
                            pipeline.make_flow_completer)
-    inpainter = _make_part("--fill-method", args.fill_method or "telea", make_inpainter)
+    # One frame per device per call: frames are large (on a CPU, one at a time, as before).
+    inpainter = _make_part("--fill-method", args.fill_method or "telea",
+                           lambda spec: make_inpainter(spec, max_batch=1))
+    import jax
+    if args.fill_method == "dip" and jax.default_backend() == "cpu":
+      print("warning: --fill-method dip fits a network to every frame that keeps unseen "
+            "pixels (thousands of steps each: hours per frame on a CPU); telea or patchmatch "
+            "take seconds", file=sys.stderr)
 
   keep = set(indices)
 

@@ -22,7 +22,8 @@ Safety: request bodies over --max-upload-mb are refused before they are read (41
 --max-megapixels before they are decoded (413); nothing is read from or written to disk on a
 request (no file names from the client are used); no CORS headers are sent and requests from
 other origins or to other host names (DNS rebinding) are refused (403); one inpainting runs at a
-time and at most --max-queue wait (503 beyond). A method that fits each photo (dip) stops at
+time and at most --max-queue wait (503 beyond). With a model, the requests that waited meanwhile
+run together next, split over every local device. A method that fits each photo (dip) stops at
 --time-limit seconds and answers with its fit so far, so no request outlasts what a browser waits
 (about 5 minutes); the page counts the seconds while it works.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import dataclasses
 import email.parser
 import email.policy
 import http.server
@@ -91,6 +93,17 @@ class HTTPError(Exception):
     self.message = message
 
 
+@dataclasses.dataclass(eq=False)
+class _Request:
+  """A decoded request waiting for the model (App._fill)."""
+  rgb: np.ndarray
+  hole: np.ndarray
+  strategy: str
+  done: bool = False
+  out: Optional[np.ndarray] = None
+  error: Optional[Exception] = None
+
+
 class App:
   """The request logic, independent of the HTTP server (tests call it directly too)."""
 
@@ -98,8 +111,17 @@ class App:
                name: str, max_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
                max_queue: int = 4, default_strategy: str = "auto",
                max_seconds: Optional[float] = None,
-               note: Optional[Callable[[], Optional[str]]] = None):
+               note: Optional[Callable[[], Optional[str]]] = None,
+               inpaint_many: Optional[Callable[[list[tuple[np.ndarray, np.ndarray, str]]],
+                                               list[np.ndarray]]] = None):
+    """`inpaint_many` (optional): [(rgb, hole, strategy)] -> outputs, each as `inpaint` gives
+    it; with it, the requests that wait while the model runs then run together (a model splits
+    them over every device)."""
     self.inpaint = inpaint
+    self.inpaint_many = inpaint_many
+    self.batch_sizes: list[int] = []  # How many requests each model run served.
+    self._waiting: list[_Request] = []
+    self._waiting_lock = threading.Lock()
     self.name = name
     # The longest a run may take (None: fast, unbounded); the page shows it while it waits.
     self.max_seconds = max_seconds
@@ -154,6 +176,39 @@ class App:
                       f"({type(e).__name__}: {_client_text(e)})") from e
     return im
 
+  def _fill(self, rgb: np.ndarray, hole: np.ndarray, strategy: str) -> np.ndarray:
+    """One model run at a time (memory is the limit, not threads). With `inpaint_many`, the
+    thread that gets the model runs every request waiting by then, its own included."""
+    if self.inpaint_many is None:
+      with self._lock:
+        self.batch_sizes.append(1)
+        self._local.note = None
+        out = self.inpaint(rgb, hole, strategy)
+        self._local.note = self.note() if self.note is not None else None
+        return out
+    self._local.note = None  # A model's batched run leaves no note.
+    mine = _Request(rgb, hole, strategy)
+    with self._waiting_lock:
+      self._waiting.append(mine)
+    with self._lock:
+      if not mine.done:  # Else a run that held the model meanwhile served it.
+        with self._waiting_lock:
+          batch, self._waiting = self._waiting, []
+        self.batch_sizes.append(len(batch))
+        try:
+          outs = self.inpaint_many([(r.rgb, r.hole, r.strategy) for r in batch])
+          for r, out in zip(batch, outs):
+            r.out = out
+        except Exception as e:  # pylint: disable=broad-except
+          for r in batch:  # Every request of the run answers the failure (500).
+            r.error = e
+        finally:
+          for r in batch:
+            r.done = True
+    if mine.error is not None:
+      raise mine.error
+    return mine.out
+
   def run(self, image_bytes: bytes, mask_bytes: bytes, strategy: Optional[str]) -> bytes:
     """Image + mask file bytes -> PNG bytes of the inpainted image."""
     from flowinpaint import image_io
@@ -178,10 +233,7 @@ class App:
     if not self._slots.acquire(blocking=False):
       raise HTTPError(503, "the server is busy; try again in a moment")
     try:
-      with self._lock:  # one model run at a time: memory is the limit, not threads
-        self._local.note = None
-        out = self.inpaint(rgb, hole, strategy)
-        self._local.note = self.note() if self.note is not None else None
+      out = self._fill(rgb, hole, strategy)
     except UserError as e:  # e.g. a mask that leaves PatchMatch nothing to copy from
       raise HTTPError(400, str(e)) from e
     finally:
@@ -345,6 +397,32 @@ def make_inpaint_fn(inpainter: Any) -> Callable[[np.ndarray, np.ndarray, str], n
   return run
 
 
+def make_inpaint_many_fn(inpainter: Any
+                         ) -> Optional[Callable[[list[tuple[np.ndarray, np.ndarray, str]]],
+                                                list[np.ndarray]]]:
+  """[(rgb, hole, strategy)] -> outputs, each as `make_inpaint_fn` gives it: the images that run
+  whole go through `inference.inpaint_many` together (size buckets over every device); None
+  for an inpainter that runs one image at a time anyway (classical methods)."""
+  if not hasattr(inpainter, "inpaint_many"):
+    return None
+  from flowinpaint import highres
+  one = make_inpaint_fn(inpainter)
+
+  def run(items: list[tuple[np.ndarray, np.ndarray, str]]) -> list[np.ndarray]:
+    out: list[Any] = [None] * len(items)
+    whole = [i for i, (rgb, hole, strategy) in enumerate(items) if strategy == "full" or (
+        strategy == "auto" and highres.choose_strategy(rgb.shape, hole) == "full")]
+    filled = inference.inpaint_many(inpainter, [items[i][0] for i in whole],
+                                    [items[i][1] for i in whole])
+    for i, image in zip(whole, filled):
+      out[i] = image
+    for i, item in enumerate(items):
+      if out[i] is None:
+        out[i] = one(*item)
+    return out
+  return run
+
+
 def fit_note(inpainter: Any) -> Callable[[], Optional[str]]:
   """A note for the last run of an inpainter that records `last_fit` (flowinpaint.dip)."""
 
@@ -452,7 +530,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   run = make_inpaint_fn(inpainter)
   if fits and time_limit:
     run = _with_deadline(run, inpainter, time_limit)
-  app = App(run, name=str(name),
+  app = App(run, inpaint_many=make_inpaint_many_fn(inpainter), name=str(name),
             max_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=int(args.max_megapixels * 1e6), max_queue=args.max_queue,
             default_strategy=args.strategy, max_seconds=time_limit if fits else None,

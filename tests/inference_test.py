@@ -8,6 +8,7 @@ import pytest
 
 from flowinpaint import inference
 from flowinpaint.errors import UserError
+from flowinpaint.train import sharding
 
 
 class TinyGenerator(nn.Module):
@@ -29,6 +30,12 @@ class NotAnInpainter(nn.Module):
   def __call__(self, image, mask, *, train: bool):
     return {"output": nn.Conv(2, (3, 3))(image)}
 
+
+
+@pytest.fixture(autouse=True)
+def _split_over_the_cpu_devices(monkeypatch):
+  """Inference splits over the 8 fake CPU devices here (on a CPU it uses one by default)."""
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")
 
 def _model(multiple=8, **kw):
   gen = TinyGenerator(multiple=multiple)
@@ -148,11 +155,18 @@ def test_make_inpainter_missing_checkpoint(tmp_path):
 
 
 def test_one_compiled_shape_per_batch_size():
-  inp = _model(max_batch=4)
+  inp = _model(max_batch=4, devices=jax.devices()[:1])
   images = np.stack([_image(8, 8, s) for s in range(7)])
   masks = np.ones((7, 8, 8), bool)
   inp.inpaint_batch(images, masks)
   assert inp.compiled_shapes == {(4, 8, 8, 3)}
+  # On the 8 test devices (CPU devices share one memory: max_batch counts in all) a call takes
+  # 16 images, 2 per device: 19 images are 16 + 3 padded to 16.
+  inp = _model(max_batch=16)
+  assert inp.num_devices == 8 and inp.batch_capacity() == 16
+  images = np.stack([_image(8, 8, s) for s in range(19)])
+  inp.inpaint_batch(images, np.ones((19, 8, 8), bool))
+  assert inp.compiled_shapes == {(16, 8, 8, 3)}
 
 
 class _Bundle:
@@ -227,3 +241,79 @@ def test_predict_with_aux_crops_and_matches_the_generator():
   out, one = inp.inpaint_with_aux(images[0], np.zeros((13, 18), bool))
   np.testing.assert_array_equal(out, images[0])
   assert one["flow"].shape == (4, 5, 2)
+
+
+def _deepfill_tiny():
+  """configs/tiny.py's DeepFill v2 (cnum 8) with its random initial weights."""
+  from configs import tiny
+  from flowinpaint.models import registry
+  config = tiny.get_config()
+  spec = registry.get(config.model.name)
+  gen = spec.make_generator(config.model, jnp.float32)
+  variables = gen.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1, 32, 32, 1)),
+                       train=False)
+  return gen, variables, spec.multiple
+
+
+def test_batches_split_over_every_device_match_one_device():
+  gen, variables, multiple = _deepfill_tiny()
+  on_all = inference.ModelInpainter(gen, variables, multiple, max_batch=16)  # CPU: in all.
+  on_one = inference.ModelInpainter(gen, variables, multiple, max_batch=2,
+                                    devices=jax.devices()[:1])
+  assert on_all.num_devices == 8 and on_one.num_devices == 1
+  images = np.stack([_image(30, 37, s) for s in range(16)])
+  holes = np.stack([_mask(30, 37, frac=0.2, seed=s) for s in range(16)])
+  # Two images per device either way: one call of 16 on 8 devices, eight calls of 2 on one.
+  out_all = on_all.inpaint_batch(images, holes)
+  out_one = on_one.inpaint_batch(images, holes)
+  assert on_all._run.device_counts == {8} and on_one._run.device_counts == {1}
+  assert on_all.compiled_shapes == {(16, 32, 40, 3)} and on_one.compiled_shapes == {
+      (2, 32, 40, 3)}
+  np.testing.assert_array_equal(out_all, out_one)
+  np.testing.assert_array_equal(out_all[~holes], images[~holes])
+  # The raw float outputs too, not only after rounding to uint8.
+  x = images.astype(np.float32) / 127.5 - 1.0
+  m = holes[..., None].astype(np.float32)
+  x, m = inference.pad_to_multiple(x, multiple), inference.pad_to_multiple(m, multiple)
+  np.testing.assert_array_equal(on_all._run(variables, x, m),
+                                np.concatenate([on_one._run(variables, x[i:i + 2], m[i:i + 2])
+                                                for i in range(0, 16, 2)]))
+
+
+def test_inpaint_many_buckets_sizes_and_matches_single_calls():
+  inp = _model(max_batch=8)  # CPU devices: 8 in all, one per device.
+  sizes = [(13, 18), (16, 24), (9, 10), (14, 17), (16, 16), (13, 18)]
+  rgbs = [_image(h, w, i) for i, (h, w) in enumerate(sizes)]
+  masks = [_mask(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
+  masks[4] = np.zeros((16, 16), bool)
+  out = inference.inpaint_many(inp, rgbs, masks)
+  # Buckets of padded size: 16x24 (four images, one per device), 16x16 (its image has no hole:
+  # not run), 16x16 for 9x10 (one image, one device).
+  assert inp.compiled_shapes == {(4, 16, 24, 3), (1, 16, 16, 3)}
+  assert inp._run.device_counts == {4, 1}
+  for rgb, mask, got in zip(rgbs, masks, out):
+    assert got.shape == rgb.shape
+    np.testing.assert_array_equal(got, inp(rgb, mask))
+  classical = inference.make_inpainter("telea")
+  for rgb, mask, got in zip(rgbs, masks, inference.inpaint_many(classical, rgbs, masks)):
+    np.testing.assert_array_equal(got, classical(rgb, mask))
+  assert inference.devices_used(inp) == 8 and inference.devices_used(classical) == 1
+
+
+def test_inpaint_many_with_aux_matches_one_image_at_a_time():
+  gen = AuxGenerator()
+  variables = gen.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 1)),
+                       train=False)
+  inp = inference.ModelInpainter(gen, variables, 16, max_batch=1)
+  sizes = [(13, 18), (16, 20), (30, 9)]
+  rgbs = [_image(h, w, i) for i, (h, w) in enumerate(sizes)]
+  masks = [_mask(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
+  masks[1][:] = False  # An empty hole still returns its outputs.
+  got = inp.inpaint_many_with_aux(rgbs, masks, ("structure", "flow"))
+  for rgb, mask, (out, aux) in zip(rgbs, masks, got):
+    want_out, want_aux = inp.inpaint_with_aux(rgb, mask, ("structure", "flow"))
+    np.testing.assert_array_equal(out, want_out)
+    assert sorted(aux) == ["flow", "structure"]
+    np.testing.assert_array_equal(aux["structure"], want_aux["structure"])
+    np.testing.assert_array_equal(aux["flow"], want_aux["flow"])
+  assert got[2][1]["flow"].shape == (8, 3, 2)  # 30x9 pads to 32x16: cells covering 30x9.

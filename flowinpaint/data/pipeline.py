@@ -28,8 +28,25 @@ _AUGMENT_STREAM = 1  # [seed, g, 1]: crop and flip.
 _SHUFFLE_STREAM = 2  # [seed, epoch, 2]: the epoch's order.
 
 
-def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-  """A uniform random size x size crop; images whose short side is < size are upscaled first."""
+def random_crop(image: np.ndarray, size: int, rng: np.random.Generator, *,
+                min_fraction: float = 0.0) -> np.ndarray:
+  """A uniform random size x size crop of `image` (uint8 [H, W, C]).
+
+  min_fraction = 0: a window at the image's own resolution; images whose short side is < size
+  are upscaled first. min_fraction f in (0, 1]: a square whose side is a uniform fraction in
+  [f, 1] of the short side, at a uniform position, resized to size x size; f = 1 gives the
+  scale of `center_crop_resize` (the evaluation's images).
+  """
+  if min_fraction:
+    if not 0 < min_fraction <= 1:
+      raise ValueError(f'min_fraction must be in [0, 1], got {min_fraction}')
+    h, w = image.shape[:2]
+    side = max(1, round(rng.uniform(min_fraction, 1.0) * min(h, w)))
+    top = int(rng.integers(0, h - side + 1))
+    left = int(rng.integers(0, w - side + 1))
+    square = image[top:top + side, left:left + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(square, (size, size), interpolation=interpolation)
   h, w = image.shape[:2]
   if min(h, w) < size:
     scale = size / min(h, w)
@@ -59,12 +76,13 @@ def _to_float(image: np.ndarray) -> np.ndarray:
 class _MakeExample:
   """(global position g, uint8 image) -> {'image': uint8 crop, 'mask': uint8 [H, W, 1]}."""
 
-  def __init__(self, seed: int, image_size: int, mask_kind: str):
+  def __init__(self, seed: int, image_size: int, mask_kind: str, min_crop_fraction: float = 0.0):
     self.seed, self.image_size, self.mask_kind = seed, image_size, mask_kind
+    self.min_crop_fraction = min_crop_fraction
 
   def __call__(self, index: int, image: np.ndarray) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([self.seed, index, _AUGMENT_STREAM])
-    crop = random_crop(image, self.image_size, rng)
+    crop = random_crop(image, self.image_size, rng, min_fraction=self.min_crop_fraction)
     if rng.random() < 0.5:
       crop = cv2.flip(crop, 1)  # Horizontal; a contiguous copy, faster than [:, ::-1].copy().
     mask = masks.sample_masks(self.seed, [index], self.image_size, self.image_size,
@@ -175,8 +193,9 @@ def train_batches(
 
   Yields {'image': float32 [B, S, S, 3] in [-1, 1], 'mask': float32 [B, S, S, 1]} with
   B = batch_size per process and S = image_size. Each sample: an image from a per-epoch
-  shuffle of the source, a random crop (upscaled first if too small), a random horizontal
-  flip, and its own mask of `mask_kind`. Processes read disjoint samples of each global step.
+  shuffle of the source, a random crop (`random_crop` with data_config.min_crop_fraction,
+  default 0: at the image's own resolution), a random horizontal flip, and its own mask of
+  `mask_kind`. Processes read disjoint samples of each global step.
 
   num_workers (default data_config.num_workers or 2): worker processes (grain mp_prefetch);
   0 runs everything in this process. num_threads (default data_config.num_threads or 1):
@@ -194,12 +213,16 @@ def train_batches(
   num_workers = data_config.get('num_workers', 2) if num_workers is None else num_workers
   num_threads = data_config.get('num_threads', 1) if num_threads is None else num_threads
   prefetch = data_config.get('prefetch', 2) if prefetch is None else prefetch
+  min_crop_fraction = float(data_config.get('min_crop_fraction', 0.0))
+  if not 0 <= min_crop_fraction <= 1:
+    raise ValueError(f'data.min_crop_fraction must be in [0, 1], got {min_crop_fraction}')
 
   source = datasets.make_source(data_config)
   if len(source) == 0:
     raise datasets.DatasetError(f'the training source {source!r} is empty')
   ds = grain.MapDataset.source(_EpochShuffled(source, seed))
-  ds = ds.map_with_index(_MakeExample(seed, image_size, mask_kind)).batch(batch_size)
+  ds = ds.map_with_index(_MakeExample(seed, image_size, mask_kind, min_crop_fraction))
+  ds = ds.batch(batch_size)
   # Batch k of the global stream is (step k // P, process k % P).
   ds = ds[start_step * process_count + process_index::process_count]
   it_ds = ds.to_iter_dataset(

@@ -31,7 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from flowinpaint.layers import attention_tiles
 from flowinpaint.layers.padding import same_pads
+
+# Default budget of contextual attention's score temporaries (see `contextual_attention`).
+DEFAULT_MAX_SCORE_BYTES = 2 * 1024**3
 
 
 def align_corners_index(n_in: int, n_out: int) -> np.ndarray:
@@ -100,12 +104,13 @@ def _extract_patches(x: jax.Array, k: int, stride: int) -> jax.Array:
   return jnp.stack(rows, axis=3)
 
 
-def _fold(p: jax.Array, out_h: int, out_w: int, rate: int) -> jax.Array:
-  """Transposed conv with identity weights (overlap-add), TF 'SAME', stride `rate`.
+def _overlap_add(p: jax.Array, rate: int) -> jax.Array:
+  """Transposed conv with identity weights, stride `rate`, no cropping.
 
-  p: [B, fh, fw, k, k, C] patches centred on the `rate`-strided grid -> [B, out_h, out_w, C].
+  p: [B, fh, fw, k, k, C] patches on the `rate`-strided grid -> canvas
+  [B, (fh - 1) * rate + k, (fw - 1) * rate + k, C].
   """
-  bsz, fh, fw, k, _, c = p.shape
+  _, fh, fw, k, _, _ = p.shape
   canvas_h, canvas_w = (fh - 1) * rate + k, (fw - 1) * rate + k
   zero = jnp.zeros((), p.dtype)
   out = None
@@ -118,8 +123,13 @@ def _fold(p: jax.Array, out_h: int, out_w: int, rate: int) -> jax.Array:
           (b, canvas_w - b - (fw - 1) * rate - 1, rate - 1),
           (0, 0, 0)))
       out = placed if out is None else out + placed
+  return out
+
+
+def _crop(canvas: jax.Array, out_h: int, out_w: int, k: int, rate: int) -> jax.Array:
+  """TF 'SAME' transposed-conv crop of an overlap-add canvas to [B, out_h, out_w, C]."""
   top, left = same_pads(out_h, k, rate)[0], same_pads(out_w, k, rate)[0]
-  return out[:, top:top + out_h, left:left + out_w, :]
+  return canvas[:, top:top + out_h, left:left + out_w, :]
 
 
 def _shift_last(x: jax.Array, d: int) -> jax.Array:
@@ -134,56 +144,62 @@ def _shift_last(x: jax.Array, d: int) -> jax.Array:
 
 
 def _diag_sum(s: jax.Array, k: int) -> jax.Array:
-  """2-D 'SAME' correlation of [B, N, M] with eye(k): out[i, j] = sum_d s[i+d, j+d]."""
+  """2-D 'SAME' correlation of [N, M] with eye(k): out[i, j] = sum_d s[i+d, j+d]."""
   lo, hi = (k - 1) // 2, k // 2
-  _, n, m = s.shape
-  sp = jnp.pad(s, ((0, 0), (lo, hi), (lo, hi)))
-  return sum(sp[:, a:a + n, a:a + m] for a in range(k))
+  n, m = s.shape
+  sp = jnp.pad(s, ((lo, hi), (lo, hi)))
+  return sum(sp[a:a + n, a:a + m] for a in range(k))
 
 
 def _fuse_full(s: jax.Array, fg: tuple[int, int], bg: tuple[int, int], k: int) -> jax.Array:
-  """Row-major then column-major identity-kernel propagation of scores [B, Nf, Nb]."""
+  """Row-major then column-major identity-kernel propagation of one sample's scores [Nf, Nb]."""
+  if k == 1:
+    return s
   (fh, fw), (bh, bw) = fg, bg
-  bsz = s.shape[0]
   s = _diag_sum(s, k)
-  s = s.reshape(bsz, fh, fw, bh, bw).transpose(0, 2, 1, 4, 3).reshape(bsz, fw * fh, bw * bh)
+  s = s.reshape(fh, fw, bh, bw).transpose(1, 0, 3, 2).reshape(fw * fh, bw * bh)
   s = _diag_sum(s, k)
-  return s.reshape(bsz, fw, fh, bw, bh).transpose(0, 2, 1, 4, 3).reshape(bsz, fh * fw, bh * bw)
+  return s.reshape(fw, fh, bw, bh).transpose(1, 0, 3, 2).reshape(fh * fw, bh * bw)
 
 
-def _chunk_tables(fh: int, fw: int, k: int, chunk: int) -> dict[str, np.ndarray]:
-  """Static gather tables for fusing scores chunk by chunk.
+def _fuse_tile(s: jax.Array, t: dict[str, jax.Array], bg: tuple[int, int],
+               k: int) -> jax.Array:
+  """Fused scores of one tile [c, Nb] from the raw scores of its window [|W|, Nb] (tables `t`
+  of `attention_tiles.tile_tables`)."""
+  bh, bw = bg
+  ds = range(-((k - 1) // 2), k // 2 + 1)
 
-  Chunks are runs of `chunk` foreground positions in column-major order (the order of the
-  second fusion pass). Pass 2 needs pass-1 rows of a halo `Q` around the chunk; pass 1 needs raw
-  score rows of the row-major neighbours of `Q`, which (with the wrap) form the `window`.
-  """
-  nf = fh * fw
-  lo, hi = (k - 1) // 2, k // 2
-  ds = np.arange(-lo, hi + 1)
-  n = -(-nf // chunk)
-  c = np.arange(n)[:, None] * chunk + np.arange(chunk)[None]
-  q = np.arange(n)[:, None] * chunk - lo + np.arange(chunk + lo + hi)[None]
-  q_ok = (q >= 0) & (q < nf)
-  qc = np.clip(q, 0, nf - 1)
-  rm_q = (qc % fh) * fw + qc // fh
-  nbr = rm_q[..., None] + ds
-  val1 = q_ok[..., None] & (nbr >= 0) & (nbr < nf)
-  nbr = np.where(val1, nbr, rm_q[..., None])
-  uniq = [np.unique(row) for row in nbr.reshape(n, -1)]
-  width = max(len(u) for u in uniq)
-  window = np.stack([np.pad(u, (0, width - len(u)), mode='edge') for u in uniq])
-  src1 = np.stack([np.searchsorted(u, r) for u, r in zip(uniq, nbr)])
-  val2 = (c[..., None] + ds >= 0) & (c[..., None] + ds < nf)
-  return dict(window=window.astype(np.int32), src1=src1.astype(np.int32),
-              val1=val1.astype(np.float32), val2=val2.astype(np.float32))
+  def to_cm(x: jax.Array) -> jax.Array:  # Background axis row-major -> column-major.
+    return x.reshape(-1, bh, bw).swapaxes(1, 2).reshape(x.shape)
+
+  def to_rm(x: jax.Array) -> jax.Array:
+    return x.reshape(-1, bw, bh).swapaxes(1, 2).reshape(x.shape)
+
+  h = sum(_shift_last(jnp.take(s, t['src1'][:, a], axis=0), d) * t['val1'][:, a, None]
+          for a, d in enumerate(ds))
+  h = to_cm(h)
+  g = sum(_shift_last(jnp.take(h, t['src2'][:, a], axis=0), d) * t['val2'][:, a, None]
+          for a, d in enumerate(ds))
+  return to_rm(g)
 
 
 def _attend(scores: jax.Array, mm: jax.Array, scale: float) -> jax.Array:
-  """Masked softmax over the background axis: [B, P, Nb] x [B, Nb] -> [B, P, Nb] (f32)."""
-  mm = mm[:, None, :]
+  """Masked softmax over the background axis: [P, Nb] x [Nb] -> [P, Nb] (f32)."""
+  # A no-op for f32 that XLA keeps as its own op: it stops the CPU backend from fusing the
+  # score matmul and the softmax into one YNNPACK fusion, which jaxlib 0.10.2 miscompiles
+  # (segfaults, NaNs; issue 18, experiments/contextual_attention/xla_ynn_fusion_bug.py) and
+  # which runs 3x slower than the two apart. (optimization_barrier is dropped before fusion.)
+  scores = lax.reduce_precision(scores, exponent_bits=8, mantissa_bits=23)
   # Masked scores become 0 (not -inf) before the softmax, exactly as in the reference.
   return jax.nn.softmax(scores * mm * scale, axis=-1) * mm
+
+
+def _per_sample(fn, *args):
+  """fn on one sample's arrays, over the batch; batch 1 runs without a batch axis at all
+  (size-1 axes are what jaxlib 0.10.2's YNNPACK fusions mishandle)."""
+  if args[0].shape[0] == 1:
+    return jax.tree.map(lambda x: x[None], fn(*(a[0] for a in args)))
+  return jax.vmap(fn)(*args)
 
 
 def contextual_attention(
@@ -202,8 +218,14 @@ def contextual_attention(
     patch_norm: str = 'max',
     downscale: str = 'stride',
     mask_downscale: Optional[str] = None,
+    max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES,
 ) -> tuple[jax.Array, Optional[jax.Array]]:
   """Contextual attention with DeepFill's exact semantics, batched over samples.
+
+  Memory: the scores are a [foreground x background positions] matrix per sample (quadratic in
+  the pixel count: 16,384^2 floats = 1 GiB for a 1024x1024 DeepFill image). By default the
+  foreground is processed in tiles chosen from the sizes so that the score temporaries stay
+  under `max_score_bytes` (2 GiB); the result does not depend on the tiling.
 
   Args:
     f: foreground features [B, Hf, Wf, C].
@@ -216,10 +238,9 @@ def contextual_attention(
     fuse_k: size of the identity kernel that propagates scores.
     softmax_scale: softmax temperature (scores are cosine-like, so 10 sharpens them).
     fuse: whether to propagate scores.
-    chunk_size: if set, foreground positions (of the downscaled map) are processed this many at
-      a time with `lax.map`, bounding the score memory to ~(chunk + 2 * H/rate) x background
-      positions. Fusion needs a halo of score rows, so scores cost (chunk + 2 * H/rate) / chunk
-      times the unchunked matmul; choose chunk >= a few columns of the downscaled map.
+    chunk_size: if set, at most this many foreground positions (of the downscaled map) per
+      tile, overriding `max_score_bytes`; >= all positions: one pass. Fusion needs a halo of
+      one position around each tile, recomputed per tile.
     return_offsets: whether to compute the argmax offsets.
     patch_norm: how background patches are L2-normalised. 'max': divide by
       max(||w||, 1e-4) (the TF reference). 'add': divide by sqrt(sum(w**2 + 1e-4)), i.e. 1e-4
@@ -231,6 +252,10 @@ def contextual_attention(
       docstring.
     mask_downscale: the mask's downscale, when it differs from f's and b's (DFVI's port takes
       its 1/8 mask as every 8th pixel: 'stride' of the 1/4 mask); None: `downscale`.
+    max_score_bytes: budget for the score-sized temporaries (estimated, f32, whole batch) when
+      `chunk_size` is None; None: no bound (one pass). Inputs, patches (~(ksize^2 +
+      (2 * rate)^2 / rate^2) x f's size) and outputs come on top. A single-position tile that
+      exceeds it still runs.
 
   Returns:
     y: [B, Hf, Wf, C] in f's dtype.
@@ -276,58 +301,74 @@ def contextual_attention(
                               ((0, 0),) + pads + ((0, 0),))
     mm = (count == 0).astype(jnp.float32).reshape(bsz, nb)
 
-  def scores(fpatches: jax.Array) -> jax.Array:
-    return jnp.einsum('bpk,bqk->bpq', fpatches, wn, preferred_element_type=jnp.float32)
+  def scores(fpatches: jax.Array, wn: jax.Array) -> jax.Array:
+    return jnp.einsum('pk,qk->pq', fpatches, wn, preferred_element_type=jnp.float32)
 
-  def finish(fused: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def finish(fused: jax.Array, mm: jax.Array, raw: jax.Array) -> tuple[jax.Array, jax.Array]:
     att = _attend(fused, mm, softmax_scale)
-    pasted = jnp.einsum('bpq,bqk->bpk', att.astype(dtype), raw)
+    pasted = jnp.einsum('pq,qk->pk', att.astype(dtype), raw)
     return pasted, jnp.argmax(att, axis=-1).astype(jnp.int32)
 
   k = fuse_k if fuse else 1
-  if chunk_size is None or chunk_size >= nf:
-    pasted, idx = finish(_fuse_full(scores(fp), (fh, fw), (nbh, nbw), k))
+  tile = attention_tiles.choose_tile(
+      fh, fw, k, score_row_bytes=4 * bsz * nb, match_depth=fp.shape[-1],
+      paste_depth=raw.shape[-1], max_bytes=max_score_bytes, max_positions=chunk_size)
+  if tile is None:
+    def whole(fp, wn, mm, raw):
+      return finish(_fuse_full(scores(fp, wn), (fh, fw), (nbh, nbw), k), mm, raw)
+
+    pasted, idx = _per_sample(whole, fp, wn, mm, raw)
+    pasted = pasted.reshape(bsz, fh, fw, k_raw, k_raw, c)
+    y = _crop(_overlap_add(pasted, rate), hf, wf, k_raw, rate)
+    idx = idx.reshape(bsz, fh, fw)
   else:
-    chunk = min(chunk_size, nf)
-    tables = _chunk_tables(fh, fw, k, chunk)
-    lo = (k - 1) // 2
-    ds = range(-lo, k // 2 + 1)
-
-    def to_cm(x: jax.Array) -> jax.Array:
-      # Background axis row-major -> column-major (its inverse is `to_rm`).
-      return x.reshape(x.shape[:-1] + (nbh, nbw)).swapaxes(-1, -2).reshape(x.shape)
-
-    def to_rm(x: jax.Array) -> jax.Array:
-      return x.reshape(x.shape[:-1] + (nbw, nbh)).swapaxes(-1, -2).reshape(x.shape)
-
-    def one_chunk(t: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
-      s = scores(jnp.take(fp, t['window'], axis=1))
-      h = sum(_shift_last(jnp.take(s, t['src1'][:, a], axis=1), d) * t['val1'][None, :, a, None]
-              for a, d in enumerate(ds))
-      h = to_cm(h)
-      g = sum(_shift_last(h[:, a:a + chunk], d) * t['val2'][None, :, a, None]
-              for a, d in enumerate(ds))
-      return finish(to_rm(g))
-
-    pasted, idx = lax.map(one_chunk, {key: jnp.asarray(v) for key, v in tables.items()})
-    # [n, B, chunk, ...] in column-major foreground order -> [B, Nf, ...] row-major.
-    pasted = pasted.swapaxes(0, 1).reshape(bsz, -1, pasted.shape[-1])[:, :nf]
-    pasted = pasted.reshape(bsz, fw, fh, -1).swapaxes(1, 2).reshape(bsz, nf, -1)
-    idx = idx.swapaxes(0, 1).reshape(bsz, -1)[:, :nf]
-    idx = idx.reshape(bsz, fw, fh).swapaxes(1, 2).reshape(bsz, nf)
-
-  pasted = pasted.reshape(bsz, fh, fw, k_raw, k_raw, c)
+    y, idx = _tiled(fp, wn, mm, raw, scores, finish, (fh, fw), (nbh, nbw), k, tile, rate, c)
+    y = _crop(y, hf, wf, k_raw, rate)
   # Each output pixel is covered by rate x rate pasted patches; the reference divides by 4.
-  y = (_fold(pasted, hf, wf, rate) / 4.).astype(dtype)
+  y = (y / 4.).astype(dtype)
 
   offsets = None
   if return_offsets:
-    idx = idx.reshape(bsz, fh, fw)
     src = jnp.stack([(idx // nbw) * stride, (idx % nbw) * stride], axis=-1)
     own = jnp.stack(jnp.meshgrid(jnp.arange(fh), jnp.arange(fw), indexing='ij'), axis=-1)
     offsets = (src - own).astype(jnp.int32)
     offsets = jnp.repeat(jnp.repeat(offsets, rate, axis=1), rate, axis=2)[:, :hf, :wf]
   return y, offsets
+
+
+def _tiled(fp, wn, mm, raw, scores, finish, fg, bg, k, tile, rate, c):
+  """Tile-by-tile attention (`lax.scan`): returns the overlap-add canvas [B, ~Hf, ~Wf, C] and
+  the argmax indices [B, fh, fw]."""
+  (fh, fw), (ty, tx) = fg, tile
+  bsz = fp.shape[0]
+  k_raw = 2 * rate
+  tables = {key: jnp.asarray(v) for key, v in
+            attention_tiles.tile_tables(fh, fw, ty, tx, k).items()}
+  n_ty, n_tx = -(-fh // ty), -(-fw // tx)
+
+  # Rematerialised under differentiation, so the backward pass holds one tile's scores too.
+  @jax.checkpoint
+  def one_tile(fp, wn, mm, raw, t):
+    if k == 1:
+      s = scores(jnp.take(fp, t['pos'], axis=0), wn)
+    else:
+      s = _fuse_tile(scores(jnp.take(fp, t['window'], axis=0), wn), t, bg, k)
+    return finish(s, mm, raw)
+
+  def body(canvas, t):
+    pasted, idx = _per_sample(lambda *a: one_tile(*a, t), fp, wn, mm, raw)
+    pasted = pasted * t['valid'][None, :, None].astype(pasted.dtype)  # Slots outside the map.
+    local = _overlap_add(pasted.reshape(bsz, ty, tx, k_raw, k_raw, c), rate)
+    at = (0, t['corner'][0] * rate, t['corner'][1] * rate, 0)
+    canvas = lax.dynamic_update_slice(canvas, lax.dynamic_slice(canvas, at, local.shape) + local,
+                                      at)
+    return canvas, idx
+
+  canvas = jnp.zeros((bsz, (n_ty * ty - 1) * rate + k_raw, (n_tx * tx - 1) * rate + k_raw, c),
+                     raw.dtype)
+  canvas, idx = lax.scan(body, canvas, tables)
+  idx = idx.reshape(n_ty, n_tx, bsz, ty, tx).transpose(2, 0, 3, 1, 4)
+  return canvas, idx.reshape(bsz, n_ty * ty, n_tx * tx)[:, :fh, :fw]
 
 
 class ContextualAttention(nn.Module):
@@ -347,6 +388,7 @@ class ContextualAttention(nn.Module):
   patch_norm: str = 'max'
   downscale: str = 'stride'
   mask_downscale: Optional[str] = None
+  max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
 
   def __call__(self, f: jax.Array, b: jax.Array,
                mask: Optional[jax.Array] = None) -> tuple[jax.Array, Optional[jax.Array]]:
@@ -356,4 +398,5 @@ class ContextualAttention(nn.Module):
         f, b, mask, ksize=self.ksize, stride=self.stride, rate=self.rate, fuse_k=self.fuse_k,
         softmax_scale=self.softmax_scale, fuse=self.fuse, chunk_size=self.chunk_size,
         return_offsets=self.return_offsets, patch_norm=self.patch_norm,
-        downscale=self.downscale, mask_downscale=self.mask_downscale)
+        downscale=self.downscale, mask_downscale=self.mask_downscale,
+        max_score_bytes=self.max_score_bytes)

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flowinpaint.layers.contextual_attention import DEFAULT_MAX_SCORE_BYTES
 from flowinpaint.layers.contextual_attention import (contextual_attention,
                                                      resize_nearest_align_corners)
 from flowinpaint.models import registry
@@ -75,6 +76,7 @@ class RefineNetwork(_Convs):
   """
   cnum: int = 32
   ca_chunk_size: Optional[int] = None
+  ca_max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
   return_offsets: bool = False
   tf_resize: bool = False
   attention_downscale: Optional[str] = None
@@ -106,6 +108,7 @@ class RefineNetwork(_Convs):
     mask_mode = 'align_corners' if self.tf_resize else 'stride'
     a, offsets = contextual_attention(
         a, a, mask_s, ksize=3, stride=1, rate=2, chunk_size=self.ca_chunk_size,
+        max_score_bytes=self.ca_max_score_bytes,
         return_offsets=self.return_offsets, downscale=self.attention_downscale or mask_mode,
         mask_downscale=mask_mode)
     a = self.conv(a, 4 * c, 3, 'pmconv9')
@@ -130,7 +133,9 @@ class Generator(nn.Module):
 
   Attributes:
     cnum: base width (paper 32).
-    ca_chunk_size: contextual attention's foreground chunk (None: all at once).
+    ca_chunk_size: contextual attention's foreground tile, in positions (None: chosen from
+      the sizes under ca_max_score_bytes).
+    ca_max_score_bytes: contextual attention's score-memory budget (None: no bound).
     tf_resize: the nearest downscales (the mask to 1/4, and f, b and the mask by 1/2 inside
       contextual attention) as the official TF model's `resize_nearest_neighbor(
       align_corners=True)`, which picks rows round(i * (n - 1) / (n / s - 1)); False keeps every
@@ -144,6 +149,7 @@ class Generator(nn.Module):
   """
   cnum: int = 32
   ca_chunk_size: Optional[int] = None
+  ca_max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
   tf_resize: bool = False
   attention_downscale: Optional[str] = None
   dtype: Optional[Dtype] = None
@@ -163,6 +169,7 @@ class Generator(nn.Module):
     # Stage 2 sees the coarse result in the hole (not zeros), as the reference.
     pasted = coarse * mask + masked * (1.0 - mask)
     refine = RefineNetwork(cnum=self.cnum, ca_chunk_size=self.ca_chunk_size,
+                           ca_max_score_bytes=self.ca_max_score_bytes,
                            return_offsets=not train, tf_resize=self.tf_resize,
                            attention_downscale=self.attention_downscale, dtype=self.dtype,
                            name='refine')
@@ -218,7 +225,9 @@ class Critics(nn.Module):
 
 def make_generator(cfg, dtype) -> Generator:
   chunk = cfg.get('ca_chunk_size', 0)
+  budget = cfg.get('ca_max_score_bytes', DEFAULT_MAX_SCORE_BYTES)
   return Generator(cnum=cfg.get('cnum', 32), ca_chunk_size=chunk or None,
+                   ca_max_score_bytes=budget or None,
                    tf_resize=cfg.get('tf_resize', False),
                    attention_downscale=cfg.get('attention_downscale', '') or None, dtype=dtype)
 

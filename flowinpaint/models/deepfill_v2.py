@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from flowinpaint.layers import ContextualAttention, GatedConv, GatedUpConv, SNConv
+from flowinpaint.layers.contextual_attention import DEFAULT_MAX_SCORE_BYTES
 from flowinpaint.models import registry
 
 Dtype = Any
@@ -24,9 +25,10 @@ class DeepFillV2Generator(nn.Module):
   """Coarse-to-fine gated-conv generator.
 
   `cnum` counts conv outputs before gating as in the reference, so gated widths are cnum/2,
-  cnum, 2*cnum. `ca_chunk_size` bounds contextual attention's memory (see
-  `contextual_attention`). `ca_fuse=False, ca_patch_norm='add'` reproduce the widely used
-  PyTorch port (its converted weights expect them); the defaults are the TF reference's.
+  cnum, 2*cnum. Contextual attention tiles its score matrix to stay under `ca_max_score_bytes`
+  (None: no bound) unless `ca_chunk_size` fixes the tile size (see `contextual_attention`).
+  `ca_fuse=False, ca_patch_norm='add'` reproduce the widely used PyTorch port (its converted
+  weights expect them); the defaults are the TF reference's.
 
   `__call__(image [B,H,W,3] in [-1,1], mask [B,H,W,1] 1 = hole, *, train)` with H, W multiples
   of 8 returns float32 `{'output': x2, 'coarse': x1, 'offsets': int32 [B,H,W,2]}`; offsets are
@@ -36,6 +38,7 @@ class DeepFillV2Generator(nn.Module):
   ca_chunk_size: Optional[int] = None
   ca_fuse: bool = True
   ca_patch_norm: str = 'max'
+  ca_max_score_bytes: Optional[int] = DEFAULT_MAX_SCORE_BYTES
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -92,7 +95,7 @@ class DeepFillV2Generator(nn.Module):
     mask_s = mask[:, ::4, ::4]
     x, offsets = ContextualAttention(
         rate=2, chunk_size=self.ca_chunk_size, fuse=self.ca_fuse,
-        patch_norm=self.ca_patch_norm)(x, x, mask_s)
+        patch_norm=self.ca_patch_norm, max_score_bytes=self.ca_max_score_bytes)(x, x, mask_s)
     x = conv(4 * c, 3, name='pmconv9')(x)
     x = conv(4 * c, 3, name='pmconv10')(x)
 
@@ -138,6 +141,7 @@ registry.register(registry.ModelSpec(
     make_generator=lambda cfg, dtype: DeepFillV2Generator(
         cnum=cfg.get('cnum', 48), ca_chunk_size=cfg.get('ca_chunk_size') or None,
         ca_fuse=cfg.get('ca_fuse', True), ca_patch_norm=cfg.get('ca_patch_norm', 'max'),
+        ca_max_score_bytes=cfg.get('ca_max_score_bytes', DEFAULT_MAX_SCORE_BYTES) or None,
         dtype=dtype),
     make_discriminator=lambda cfg, dtype: SNPatchGAN(cnum=cfg.get('d_cnum', 64), dtype=dtype),
     multiple=8,

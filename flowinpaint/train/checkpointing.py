@@ -29,6 +29,8 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
     self.directory = os.path.abspath(directory)
+    if jax.process_count() > 1:
+      _use_coordination_barriers()
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(keep),
         enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True)
@@ -76,6 +78,16 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _use_coordination_barriers() -> None:
+  """Makes orbax's barriers between processes wait on jax.distributed's coordination service
+  (with a timeout) instead of a device collective, which on CPU fails when a process arrives
+  30 s after another (flowinpaint.train.multihost)."""
+  from absl import flags
+  from orbax.checkpoint._src.multihost import multihost  # Defines the flag.
+  del multihost
+  flags.FLAGS["experimental_orbax_use_distributed_barrier"].value = True
 
 
 def _split_state(state) -> tuple[PyTree, PyTree]:
@@ -127,30 +139,20 @@ def load_for_inference(path: str) -> InferenceBundle:
   from flowinpaint.train import divergence
 
   directory, step = find_checkpoint(path)
-  # Not read_only: that mode logs three warnings on every load. create=False and no save or
-  # cleanup: nothing is written either way.
-  manager = ocp.CheckpointManager(directory, item_names=_ITEMS,
-                                  options=ocp.CheckpointManagerOptions(create=False))
   try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise UserError(f"{directory} holds no finished checkpoint")
-    try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          generator=ocp.args.StandardRestore(), metadata=ocp.args.JsonRestore()))
-    except Exception as e:  # pylint: disable=broad-except
-      # A damaged file surfaces as ValueError, KeyError, OSError or TensorStore's bare
-      # Exception, depending on which file it is.
-      raise UserError(f"{directory} step {step} is not a readable flowinpaint checkpoint "
-                      f"({damage_report(e)}); is a file missing or truncated? Use another step "
-                      "or copy the checkpoint again") from None
-  finally:
-    manager.close()
-  metadata = restored.metadata or {}
+    restored = read_step(directory, step, items=("generator",))
+  except NoCheckpointError as e:
+    raise UserError(str(e)) from None
+  except UnreadableStepError as e:
+    raise UserError(f"{directory} step {e.step} is not a readable flowinpaint checkpoint "
+                    f"({damage_report(e.cause)}); is a file missing or truncated? Use another "
+                    "step or copy the checkpoint again") from None
+  step = restored["step"]
+  metadata = restored["metadata"] or {}
   if "config" not in metadata or "model" not in metadata.get("config", {}):
     raise UserError(f"{directory} step {step} has no flowinpaint metadata; is it a checkpoint of "
                     "another program?")
-  bad = divergence.nonfinite_count(restored.generator)
+  bad = divergence.nonfinite_count(restored["generator"])
   if bad:
     raise UserError(f"{directory} step {step} holds a generator with {bad:,} NaN or Inf values "
                     "(the run diverged); use an earlier step's folder, or retrain with a lower "
@@ -162,9 +164,62 @@ def load_for_inference(path: str) -> InferenceBundle:
     raise UserError(f"checkpoint model: {e.args[0]}")
   from flowinpaint.train.train import compute_dtype
   generator = spec.make_generator(config.model, compute_dtype(config))
-  variables = jax.tree.map(jax.numpy.asarray, restored.generator)
+  variables = restored["generator"]
   return InferenceBundle(model_name=spec.name, config=config, generator=generator,
                          variables=variables, multiple=spec.multiple, step=step)
+
+
+class NoCheckpointError(ValueError):
+  """The folder holds no finished step."""
+
+
+class UnreadableStepError(ValueError):
+  """A step that cannot be read (a file missing or damaged): `step`, and the `cause`."""
+
+  def __init__(self, step: int, cause: Exception):
+    super().__init__(f"step {step}: {cause}")
+    self.step, self.cause = step, cause
+
+
+def read_step(directory: str, step: Optional[int] = None, *,
+              items: tuple[str, ...] = ("generator", "train")) -> dict[str, Any]:
+  """One step's `items` and its metadata, as arrays on this process's first device.
+
+  Whatever devices and hosts saved the step (8 GPUs, two hosts, ...), it loads on this one: the
+  saved arrays are read whole. `step` None: the newest finished one. Returns {item: pytree,
+  'metadata': dict, 'step': int}. NoCheckpointError when no step is finished; a damaged step
+  raises UnreadableStepError.
+  """
+  # Not read_only: that mode logs three warnings on every load. create=False and no save or
+  # cleanup: nothing is written either way. Handlers named, so the items' metadata is readable.
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False),
+                                  item_handlers={"generator": ocp.StandardCheckpointHandler(),
+                                                 "train": ocp.StandardCheckpointHandler(),
+                                                 "metadata": ocp.JsonCheckpointHandler()})
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise NoCheckpointError(f"{directory} holds no finished checkpoint")
+    try:
+      saved = manager.item_metadata(step)
+      here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      args = {}
+      for item in items:
+        # The saved shapes on this device: without a target orbax would put each array back on
+        # the devices that saved it, and fail where those do not exist.
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
+                              saved[item])
+        args[item] = ocp.args.StandardRestore(target)
+      restored = manager.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore(),
+                                                               **args))
+    except Exception as e:  # pylint: disable=broad-except
+      # A damaged file surfaces as ValueError, KeyError, OSError or TensorStore's bare
+      # Exception, depending on which file it is.
+      raise UnreadableStepError(step, e) from e
+  finally:
+    manager.close()
+  return {**{item: restored[item] for item in items}, "metadata": restored.metadata,
+          "step": step}
 
 
 def damage_report(error: Exception, limit: int = 300) -> str:

@@ -1,6 +1,6 @@
 """The GAN train state: a pytree of arrays only (modules and optimisers live outside it)."""
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import flax
 import jax
@@ -20,8 +20,33 @@ class GanState:
   d_opt: PyTree
 
 
-def make_optimizer(opt_config, learning_rate: float) -> optax.GradientTransformation:
-  """Adam (DeepFill) or AdaDelta (GLCIC), with optional global-norm clipping."""
+def generator_learning_rate(config) -> Union[float, optax.Schedule]:
+  """The generator's rate: `optimizer.g_learning_rate`, or a two-piece schedule.
+
+  With `optimizer.reconstruction_g_learning_rate` > 0 and `phases.reconstruction_steps` R > 0,
+  the generator's first R updates use the reconstruction rate and the later ones
+  g_learning_rate. The schedule counts generator updates, and the generator is updated at every
+  step except discriminator-only ones, so its first R updates are exactly the steps of the
+  reconstruction phase [0, R).
+  """
+  rate = config.optimizer.g_learning_rate
+  warm = config.optimizer.get("reconstruction_g_learning_rate", 0.0)
+  if warm < 0:
+    raise ValueError(f"optimizer.reconstruction_g_learning_rate must be >= 0 (got {warm})")
+  steps = config.phases.reconstruction_steps
+  if not warm or steps <= 0:
+    return rate
+  return optax.join_schedules(
+      [optax.constant_schedule(warm), optax.constant_schedule(rate)], [steps])
+
+
+def make_optimizer(opt_config, learning_rate: Union[float, optax.Schedule]
+                   ) -> optax.GradientTransformation:
+  """Adam (DeepFill) or AdaDelta (GLCIC), with optional global-norm clipping.
+
+  `learning_rate` is a number or an optax schedule of the update count (a schedule adds that
+  count to the optimiser's state).
+  """
   name = opt_config.name
   if name == "adam":
     tx = optax.adam(learning_rate, b1=opt_config.b1, b2=opt_config.b2)

@@ -17,6 +17,7 @@ from flowinpaint.errors import UserError
 from flowinpaint.models import registry
 from flowinpaint.train import checkpointing
 from flowinpaint.train import divergence
+from flowinpaint.train import multihost
 from flowinpaint.train import reporting
 from flowinpaint.train import sharding
 from flowinpaint.train import state as state_lib
@@ -45,7 +46,11 @@ class Models:
     self.generator = self.spec.make_generator(config.model, dtype)
     wants_d = config.loss.adversarial != "none" and self.spec.make_discriminator is not None
     self.discriminator = self.spec.make_discriminator(config.model, dtype) if wants_d else None
-    self.g_tx = state_lib.make_optimizer(config.optimizer, config.optimizer.g_learning_rate)
+    try:
+      g_rate = state_lib.generator_learning_rate(config)
+    except ValueError as e:
+      raise UserError(e.args[0])
+    self.g_tx = state_lib.make_optimizer(config.optimizer, g_rate)
     self.d_tx = (state_lib.make_optimizer(config.optimizer, config.optimizer.d_learning_rate)
                  if self.discriminator is not None else None)
 
@@ -92,6 +97,9 @@ def validate_config(config, spec) -> None:
   for key in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
     if config[key] < 1:
       raise UserError(f"{key} must be >= 1 (got {config[key]})")
+  if not 0 <= config.data.get("min_crop_fraction", 0.0) <= 1:
+    raise UserError(f"data.min_crop_fraction must be in [0, 1] (got "
+                    f"{config.data.min_crop_fraction}); 0 crops at the images' own resolution")
   if config.nan_policy != "halt":
     raise UserError(f"nan_policy={config.nan_policy!r}: only 'halt' is implemented")
 
@@ -114,18 +122,28 @@ def _check_workdir_config(workdir: str, config) -> None:
                       f"for {current['model']}; use a new --workdir")
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
+    # Renamed into place: the other processes of a multi-host run read it meanwhile.
+    with open(path + ".tmp", "w") as f:
       json.dump(current, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 class _StopRequest:
-  """SIGTERM (preemption) sets a flag; the loop saves and stops at the next step boundary."""
+  """SIGTERM (preemption) sets a flag; the loop saves and stops at the next step boundary.
+
+  Several processes must stop after the same step (saving is collective): there JAX's preemption
+  service, started by jax.distributed.initialize, catches the SIGTERM that any of them gets and
+  names the step at which all stop.
+  """
 
   def __init__(self):
     self.requested = False
     self._previous = None
+    self._shared = jax.process_count() > 1
 
   def __enter__(self):
+    if self._shared:
+      return self
     try:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     except ValueError:  # Not the main thread: leave signals alone.
@@ -135,6 +153,13 @@ class _StopRequest:
   def _handle(self, signum, frame):
     del signum, frame
     self.requested = True
+
+  def check(self, step: int) -> bool:
+    """Whether to save and stop after `step`; every process calls this after every step."""
+    if self._shared and not self.requested:
+      from jax.experimental import multihost_utils
+      self.requested = multihost_utils.reached_preemption_sync_point(step)
+    return self.requested
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -146,7 +171,7 @@ def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]
   """Scores the generator on the fixed eval batch; returns (metrics, outputs, targets)."""
   from flowinpaint import metrics as metrics_lib
 
-  predicted = predict(g_vars, jnp.asarray(eval_batch["image"]), jnp.asarray(eval_batch["mask"]))
+  predicted = predict(g_vars, np.asarray(eval_batch["image"]), np.asarray(eval_batch["mask"]))
   output, target = np.asarray(predicted["output"]), np.asarray(predicted["target"])
   if "target" in eval_batch:
     target = np.asarray(eval_batch["target"])
@@ -162,6 +187,28 @@ def evaluate(predict, g_vars, eval_batch: dict[str, np.ndarray]
                                       data_range=1.0)
   scores = {k: float(np.nanmean(np.asarray(v))) for k, v in per_image.items()}
   return scores, output, target
+
+
+def trivial_fill_scores(target: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+  """Hole metrics of the trivial fills of `target` (images in [-1, 1]), named 'FILL/METRIC'.
+
+  The floor a model must beat on the same images and masks: each hole painted with the mean
+  colour of the image's known pixels ('mean_fill'), and Telea's diffusion of the known pixels
+  into the hole ('telea_fill'). Empty for anything but 1- or 3-channel images (e.g. flows).
+  """
+  from flowinpaint import metrics as metrics_lib
+  from flowinpaint.classical import trivial_fills
+
+  if target.shape[-1] not in (1, 3):
+    return {}
+  scores = {}
+  for name, fill in trivial_fills.FILLS.items():
+    filled = fill(target, mask)
+    per_image = metrics_lib.all_metrics((filled + 1.0) / 2.0, (target + 1.0) / 2.0, mask,
+                                        data_range=1.0)
+    for key in ("psnr_hole", "ssim_hole", "l1_hole", "l2_hole"):
+      scores[f"{name}/{key}"] = float(np.nanmean(np.asarray(per_image[key])))
+  return scores
 
 
 def _displayable(x: np.ndarray, max_flow: float) -> np.ndarray:
@@ -269,7 +316,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       steps.make_train_step(models.generator, models.discriminator, models.g_tx, models.d_tx,
                             loss_cfg),
       static_argnames="phase", donate_argnums=0)
-  predict = jax.jit(steps.make_predict_fn(models.generator))
+  # Replicated in and out: every process holds the whole (small) eval batch and its scores.
+  predict = jax.jit(steps.make_predict_fn(models.generator), in_shardings=replicated,
+                    out_shardings=replicated)
   batches = pipeline.train_batches(
       config.data, batch_size=local_batch, image_size=config.image_size, seed=config.seed,
       mask_kind=config.data.mask_kind, start_step=start_step,
@@ -279,6 +328,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return {"config": checkpointing.config_to_json(config), "model": models.spec.name,
             "data_position": step, "step": step}
 
+  baselines: dict[str, float] = {}
   evaluated = []
 
   def run_eval(step: int) -> dict[str, float]:
@@ -288,6 +338,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       with reporting.timed(f"compiling the evaluation and evaluating step {step}"):
         scores, output, target = evaluate(predict, state.g_vars, eval_batch)
       evaluated.append(step)
+    if not baselines:  # The eval set is fixed: its trivial fills are scored once.
+      baselines.update(trivial_fill_scores(target, np.asarray(eval_batch["mask"])))
+    scores = {**scores, **baselines}
     writer.write_scalars(step, scores, prefix="eval/")
     if is_main:
       n = config.num_sample_images
@@ -348,6 +401,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           # The first step of a phase compiles it: minutes for the big models, said as such.
           with reporting.timed(f"compiling the train step ({phase.value} phase) and running "
                                f"step {step + 1}"):
+            multihost.compile_then_meet(train_step, f"train step {phase.value}", state, batch,
+                                        vgg_params=vgg_params, phase=phase)
             state, step_metrics = jax.block_until_ready(
                 train_step(state, batch, vgg_params=vgg_params, phase=phase))
         else:
@@ -362,7 +417,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         # The stop flag is read once, after everything above that waits (the step itself, the
         # report): a SIGTERM that arrived meanwhile is acted on now, one that comes later at
         # the next step.
-        stopping = stop.requested
+        stopping = stop.check(step)
         if stopping:
           logging.warning("SIGTERM: saving step %d and stopping", step)
           if not reported:

@@ -46,8 +46,6 @@ import sys
 from typing import Callable, Sequence
 
 import cv2
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from flowinpaint.errors import UserError
@@ -197,6 +195,7 @@ class DFVICompleter:
 
   def __init__(self, stages: Sequence[str], *, refine_sizes=REFINE_SIZES, batch_size: int = 4,
                progress: Callable[[str], None] | None = None):
+    from flowinpaint.train.sharding import BatchSharded
     from flowinpaint.video.learned import _load
 
     if len(stages) not in (1, 3):
@@ -211,20 +210,22 @@ class DFVICompleter:
     self.refine_sizes = tuple(tuple(int(v) for v in s) for s in refine_sizes)
     self.batch_size = batch_size
     self.progress = progress
-    self._apply = [jax.jit(lambda v, x, g=b.generator: g.apply(v, x, x[..., :1])["output"])
+    self._apply = [BatchSharded(lambda v, x, g=b.generator: g.apply(v, x, x[..., :1])["output"])
                    for b in self.bundles]
 
   def _run(self, k: int, make: Callable[[int], np.ndarray], items: Sequence[int]
            ) -> list[np.ndarray]:
     """Stage k on the inputs `make(item)` [h, w, C], built a batch at a time (a window at the
-    refinement sizes is ~100 MB) and run in batches of `batch_size` (one compiled shape)."""
+    refinement sizes is ~100 MB) and run `batch_size` per device on every local device
+    (BatchSharded.capacity: `batch_size` in all on CPU devices)."""
+    from flowinpaint.video.learned import _in_chunks
+
     out = []
-    for i in range(0, len(items), self.batch_size):
-      chunk = np.stack([make(item) for item in items[i:i + self.batch_size]])
-      n = len(chunk)
-      if n < self.batch_size:
-        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - n, 0)])
-      out.extend(np.asarray(self._apply[k](self.bundles[k].variables, jnp.asarray(chunk)))[:n])
+    chunk = self._apply[k].capacity(self.batch_size)
+    for i in range(0, len(items), chunk):
+      x = np.stack([make(item) for item in items[i:i + chunk]])
+      out.extend(_in_chunks(self._apply[k], self.bundles[k].variables, x,
+                            per_device=self.batch_size))
     return out
 
   def _stage1(self, flows: list[np.ndarray], masks: list[np.ndarray], size) -> list[np.ndarray]:
@@ -373,5 +374,5 @@ def preset_parts(name: str, weights_dir: str, *, th_warp: float = TH_WARP,
   return Parts(
       flow_estimator=FlowNet2Estimator(folders[flow_key]),
       flow_completer=DFVICompleter([folders[k] for k in stage_keys], refine_sizes=refine_sizes),
-      inpainter=make_inpainter(folders[fill_key]),
+      inpainter=make_inpainter(folders[fill_key], max_batch=1),  # A frame per device.
       config=RemovalConfig.dfvi(th_warp=th_warp))

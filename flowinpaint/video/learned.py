@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,22 @@ def _load(path: str, model: str):
   return bundle
 
 
+def _in_chunks(run, variables, *arrays: np.ndarray, per_device: int) -> np.ndarray:
+  """`run` (a train.sharding.BatchSharded) over chunks of `per_device` rows per device, on every
+  device (`per_device` in all on CPU devices: BatchSharded.capacity): numpy output of all rows. Every chunk has one shape (the last is padded with copies of
+  its last row): one compilation."""
+  n = len(arrays[0])
+  chunk = min(n, run.capacity(per_device))
+  out = []
+  for i in range(0, n, chunk):
+    part = [a[i:i + chunk] for a in arrays]
+    real = len(part[0])
+    if real < chunk:
+      part = [np.concatenate([a, np.repeat(a[-1:], chunk - real, 0)]) for a in part]
+    out.append(run(variables, *part)[:real])
+  return np.concatenate(out)
+
+
 def _pad(x: np.ndarray, multiple: int) -> np.ndarray:
   """Edge-pads [N, H, W, C] at the bottom/right to multiples of `multiple`."""
   h, w = x.shape[1:3]
@@ -45,15 +61,17 @@ class LearnedFlowEstimator:
 
   Frames of other sizes than the network's multiple are edge-padded and the flows cropped back
   (`fit='pad'`), or resized and the flows resized back with their vectors rescaled
-  (`fit='resize'`; models.flownet2.flow_any_size). Pairs run in batches of `batch_size`
-  (forward and backward pairs together) through one jitted function, compiled once per frame
-  size.
+  (`fit='resize'`; models.flownet2.flow_any_size). Pairs run in batches of `batch_size` per
+  device on every local device (forward and backward pairs together) through one jitted
+  function, compiled once per frame size.
   """
   MODEL = "flow_net"
 
   def __init__(self, path: str, *, batch_size: int = 8,
-               progress: Callable[[int], None] | None = None, fit: str = "pad"):
+               progress: Callable[[int], None] | None = None, fit: str = "pad",
+               devices: Sequence[jax.Device] | None = None):
     from flowinpaint.models.flownet2 import flow_any_size
+    from flowinpaint.train.sharding import BatchSharded
 
     if fit not in ("pad", "resize"):
       raise ValueError(f"fit must be 'pad' or 'resize', got {fit!r}")
@@ -68,19 +86,13 @@ class LearnedFlowEstimator:
           v, y, jnp.zeros(y.shape[:3] + (1,), y.dtype), train=False)["output"], x,
                            fit=fit, multiple=self.multiple)
 
-    self._apply = jax.jit(apply)
+    self._apply = BatchSharded(apply, devices)
 
   def pairs(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Flows from `first` [N,H,W,3] uint8 to `second`: float32 [N,H,W,2]."""
     x = np.concatenate([first, second], axis=-1).astype(np.float32) / 127.5 - 1.0
-    out = []
-    for i in range(0, len(x), self.batch_size):
-      chunk = x[i:i + self.batch_size]
-      n = len(chunk)
-      if n < self.batch_size:  # One compiled shape for every chunk.
-        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - n, 0)])
-      out.append(np.asarray(self._apply(self.variables, jnp.asarray(chunk)))[:n])
-    return np.concatenate(out).astype(np.float32)
+    return _in_chunks(self._apply, self.variables, x,
+                      per_device=self.batch_size).astype(np.float32)
 
   def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     frames = np.asarray(frames)
@@ -107,8 +119,9 @@ class FlowNet2Estimator(LearnedFlowEstimator):
   MODEL = "flownet2"
 
   def __init__(self, path: str, *, batch_size: int = 4,
-               progress: Callable[[int], None] | None = None, fit: str = "resize"):
-    super().__init__(path, batch_size=batch_size, progress=progress, fit=fit)
+               progress: Callable[[int], None] | None = None, fit: str = "resize",
+               devices: Sequence[jax.Device] | None = None):
+    super().__init__(path, batch_size=batch_size, progress=progress, fit=fit, devices=devices)
 
 
 class DFCNetCompleter:
@@ -120,16 +133,20 @@ class DFCNetCompleter:
   inside its hole (flow_pipeline.prefill, as in training), go through the network; the backward
   flows are completed by the same network on the time-reversed clip, where they are forward
   flows. `__call__(flows, masks)` (the plain interface, one direction) stands in -flows for the
-  opposite direction (a constant-motion guess).
+  opposite direction (a constant-motion guess). Flows run `batch_size` per device on every
+  local device.
   """
 
-  def __init__(self, path: str, *, batch_size: int = 4):
+  def __init__(self, path: str, *, batch_size: int = 4,
+               devices: Sequence[jax.Device] | None = None):
+    from flowinpaint.train.sharding import BatchSharded
     bundle = _load(path, "dfc_net")
     self.generator, self.variables = bundle.generator, bundle.variables
     self.window = self.generator.window
     self.multiple = bundle.multiple
     self.batch_size = batch_size
-    self._apply = jax.jit(lambda v, x, m: self.generator.apply(v, x, m, train=False)["output"])
+    self._apply = BatchSharded(
+        lambda v, x, m: self.generator.apply(v, x, m, train=False)["output"], devices)
 
   def _forward(self, fwd: np.ndarray, bwd: np.ndarray, hf: np.ndarray, hb: np.ndarray
                ) -> np.ndarray:
@@ -154,16 +171,12 @@ class DFCNetCompleter:
                [np.concatenate([bwd_p[i], hbf[i]], -1) for i in bi])
       return np.concatenate(parts, -1)
 
-    for start in range(0, len(todo), self.batch_size):
-      idx = todo[start:start + self.batch_size]
-      x = np.stack([sample(c) for c in idx])
-      m = hff[idx]
-      k = len(idx)
-      if k < self.batch_size:  # One compiled shape for every chunk.
-        x = np.concatenate([x, np.repeat(x[-1:], self.batch_size - k, 0)])
-        m = np.concatenate([m, np.repeat(m[-1:], self.batch_size - k, 0)])
-      pred = np.asarray(self._apply(self.variables, jnp.asarray(_pad(x, self.multiple)),
-                                    jnp.asarray(_pad(m, self.multiple))))[:k, :h, :w]
+    chunk = self._apply.capacity(self.batch_size)
+    for start in range(0, len(todo), chunk):  # Chunks: the inputs of all flows would be large.
+      idx = todo[start:start + chunk]
+      x = _pad(np.stack([sample(c) for c in idx]), self.multiple)
+      pred = _in_chunks(self._apply, self.variables, x, _pad(hff[idx], self.multiple),
+                        per_device=self.batch_size)[:, :h, :w]
       out[idx] = np.where(hff[idx] > 0, pred, fwd[idx])
     return out
 
@@ -190,10 +203,13 @@ class PersonSegmenter:
   """Person masks from torchvision FCN / DeepLabv3 ResNet-50 weights (a local `.pth` file).
 
   `segmenter(frames uint8 [T,H,W,3]) -> bool [T,H,W]`: pixels whose most likely VOC class is
-  person (15). Frames run one at a time through a jitted model (compiled once per frame size).
+  person (15). Frames run `batch_size` per device on every local device through a jitted
+  model (compiled once per frame size).
   """
 
-  def __init__(self, weights: str, model: str | None = None):
+  def __init__(self, weights: str, model: str | None = None, *, batch_size: int = 1,
+               devices: Sequence[jax.Device] | None = None):
+    from flowinpaint.train.sharding import BatchSharded
     from flowinpaint.models import segmentation
     from flowinpaint.weights import torchvision_segmentation as tv
 
@@ -204,10 +220,12 @@ class PersonSegmenter:
     if model is not None and self.model.head != model:
       raise UserError(f"{weights} holds {self.model.head} weights, not {model}")
     self.person = segmentation.VOC_PERSON
-    self._apply = jax.jit(lambda v, x: jnp.argmax(
-        self.model.apply(v, segmentation.normalize(x)), axis=-1) == self.person)
+    self.batch_size = batch_size
+    self._apply = BatchSharded(lambda v, x: jnp.argmax(
+        self.model.apply(v, segmentation.normalize(x)), axis=-1) == self.person, devices)
 
   def __call__(self, frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
-    return np.stack([np.asarray(self._apply(self.variables, jnp.asarray(f[None])))[0]
-                     for f in frames])
+    if not len(frames):
+      return np.zeros(frames.shape[:3], bool)
+    return _in_chunks(self._apply, self.variables, frames, per_device=self.batch_size)

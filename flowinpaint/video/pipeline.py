@@ -336,8 +336,12 @@ def _fill_window(frames: np.ndarray, masks: np.ndarray, forward: np.ndarray,
     else:
       keys = [pick_keyframe(remaining)]
     remaining = remaining.copy()
-    for k in keys:
-      current[k] = inpainter(current[k], remaining[k])
+    # A model fills a round's frames together, split over every device.
+    many = getattr(inpainter, "inpaint_many", None)
+    filled = (many([current[k] for k in keys], [remaining[k] for k in keys]) if many else
+              [inpainter(current[k], remaining[k]) for k in keys])
+    for k, frame in zip(keys, filled):
+      current[k] = frame
       remaining[k] = False
     stages.stop("fill", 0)
     if not remaining.any():
@@ -518,4 +522,4 @@ def make_pipeline_parts(flow: str = "dis", fill_method: str = "telea",
   from flowinpaint.inference import make_inpainter  # Lazy: pulls in the model stack.
 
   return (make_flow_estimator(flow), make_flow_completer(flow_completion),
-          make_inpainter(fill_method))
+          make_inpainter(fill_method, max_batch=1))  # A frame per device per call.

@@ -2,6 +2,7 @@
 
 import itertools
 
+import cv2
 import ml_collections
 import numpy as np
 import pytest
@@ -120,6 +121,46 @@ def test_random_crop():
               for t in range(25) for l in range(35))
   assert found
   assert pipeline.random_crop(image[:10, :30], 16, rng).shape == (16, 16, 3)
+
+
+def test_random_resized_crop_covers_a_fraction_of_the_short_side():
+  image = np.random.default_rng(1).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+  # f = 1 on a square image: the whole image resized, exactly what the evaluation sees.
+  square = image[:60, :60]
+  np.testing.assert_array_equal(
+      pipeline.random_crop(square, 24, np.random.default_rng(3), min_fraction=1.0),
+      pipeline.center_crop_resize(square, 24))
+  # f = 1 on a wide image: some 60-pixel window along the long side, resized.
+  crop = pipeline.random_crop(image, 24, np.random.default_rng(3), min_fraction=1.0)
+  windows = [cv2.resize(image[:, l:l + 60], (24, 24), interpolation=cv2.INTER_AREA)
+             for l in range(31)]
+  assert any(np.array_equal(crop, w) for w in windows)
+  # f = 0.5 on a ramp whose value is the column index: a crop's span of values is its side
+  # (less the half pixel the area filter averages at each end), so sides lie in [30, 60].
+  ramp = np.broadcast_to(np.arange(90, dtype=np.uint8)[None, :, None], (60, 90, 3)).copy()
+  spans = set()
+  for seed in range(40):
+    crop = pipeline.random_crop(ramp, 24, np.random.default_rng(seed), min_fraction=0.5)
+    assert crop.shape == (24, 24, 3)
+    span = int(crop[..., 0].max()) - int(crop[..., 0].min())
+    assert 0.9 * 30 <= span <= 60, span
+    spans.add(span)
+  assert len(spans) > 10  # The side really varies.
+  with pytest.raises(ValueError, match='min_fraction'):
+    pipeline.random_crop(image, 24, np.random.default_rng(0), min_fraction=1.5)
+
+
+def test_min_crop_fraction_knob():
+  config = ml_collections.ConfigDict(dict(EMBEDDED.to_dict(), min_crop_fraction=1.0))
+  resized = _take(2, config=config)
+  assert resized[0]['image'].shape == (3, 32, 32, 3)
+  # Whole-image squares at 32 px are far busier than 32 px windows of 300-1400 px photos.
+  native = _take(2)
+  detail = lambda batches: np.mean([np.abs(np.diff(b['image'], axis=2)).mean() for b in batches])
+  assert detail(resized) > 2 * detail(native)
+  _assert_same(resized, _take(2, config=config))  # Still a pure function of (seed, step).
+  with pytest.raises(ValueError, match='min_crop_fraction'):
+    _take(1, config=ml_collections.ConfigDict(dict(EMBEDDED.to_dict(), min_crop_fraction=-1)))
 
 
 def test_eval_batch_fixed():

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from flowinpaint.layers import ContextualAttention
+from flowinpaint.layers import attention_tiles
 from flowinpaint.layers import contextual_attention as _contextual_attention
 
 # Jitted once per shape/option set: eager dispatch of the many small ops is slow on CPU.
 contextual_attention = jax.jit(_contextual_attention, static_argnames=(
     'ksize', 'stride', 'rate', 'fuse_k', 'softmax_scale', 'fuse', 'chunk_size',
-    'return_offsets', 'downscale'))
+    'return_offsets', 'patch_norm', 'max_score_bytes', 'downscale', 'mask_downscale'))
 
 
 def _same(n, k, s):
@@ -25,7 +26,8 @@ def _pix(img, y, x):
   return img[y, x] if 0 <= y < h and 0 <= x < w else np.zeros(img.shape[2:])
 
 
-def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True, rows=None):
+def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True,
+         patch_norm='max', rows=None):
   """Loop implementation of DeepFill's contextual attention (one sample at a time).
 
   `rows(n_in, n_out)`: the source rows of the 1/rate downscale (default every rate-th).
@@ -64,7 +66,9 @@ def _ref(f, b, mask, ksize=3, stride=1, rate=2, fuse_k=3, scale=10., fuse=True, 
           for e in range(ksize):
             w[u, v, a, e] = _pix(bd, u * stride - top + a, v * stride - left + e)
             total += _pix(md, u * stride - top + a, v * stride - left + e).sum()
-        w[u, v] /= max(np.sqrt((w[u, v] ** 2).sum()), 1e-4)
+        sq = (w[u, v] ** 2).sum()
+        w[u, v] /= (max(np.sqrt(sq), 1e-4) if patch_norm == 'max'
+                    else np.sqrt(sq + 1e-4 * w[u, v].size))
         mm[u, v] = float(total == 0)
     # Scores: SAME conv of fd with each normalised patch.
     p = (ksize - 1) // 2
@@ -245,6 +249,97 @@ def test_module_wrapper_and_dtype():
                                jnp.asarray(mask))
   assert yb.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(yb, np.float32), np.asarray(y), atol=0.1)
+
+
+def _tile(shape, fuse, budget):
+  """The tile `contextual_attention` picks for f = b of `shape` under `budget` (None: one pass)."""
+  n, h, w, c = shape
+  fh, fw = -(-h // 2), -(-w // 2)
+  return attention_tiles.choose_tile(fh, fw, 3 if fuse else 1, score_row_bytes=4 * n * fh * fw,
+                                     match_depth=9 * c, paste_depth=16 * c, max_bytes=budget)
+
+
+@pytest.mark.parametrize('shape,fuse', [((2, 30, 22, 3), True), ((1, 26, 34, 2), False)])
+def test_budget_tiles_equal_one_pass(shape, fuse):
+  f, mask = _inputs(shape, seed=11)
+  full = 4 * shape[0] * (-(-shape[1] // 2) * -(-shape[2] // 2)) ** 2  # bytes of the scores
+  budget = full // 8
+  assert _tile(shape, fuse, budget) is not None and _tile(shape, fuse, None) is None
+  f, mask = jnp.asarray(f), jnp.asarray(mask)
+  y, off = contextual_attention(f, f, mask, fuse=fuse, max_score_bytes=None)
+  yt, offt = contextual_attention(f, f, mask, fuse=fuse, max_score_bytes=budget)
+  np.testing.assert_allclose(np.asarray(yt), np.asarray(y), atol=1e-5, rtol=1e-5)
+  np.testing.assert_array_equal(np.asarray(offt), np.asarray(off))
+
+
+@pytest.mark.parametrize('fuse', [True, False])
+def test_budget_bounds_compiled_memory(fuse):
+  # XLA's own accounting of the temporaries, without running: the one-pass scores of this
+  # shape take ~4 x 21 MB; under a 4 MB budget only the patch tensors (~10x f's 0.6 MB) remain.
+  shape = (1, 96, 96, 16)
+  f = jax.ShapeDtypeStruct(shape, jnp.float32)
+  m = jax.ShapeDtypeStruct(shape[:3] + (1,), jnp.float32)
+
+  def temp(budget):
+    fn = jax.jit(lambda f, m: _contextual_attention(f, f, m, fuse=fuse, max_score_bytes=budget))
+    analysis = fn.lower(f, m).compile().memory_analysis()
+    if analysis is None:
+      pytest.skip('no memory analysis on this backend')
+    return analysis.temp_size_in_bytes
+
+  f_bytes, budget = np.prod(shape) * 4, 4 * 2**20
+  tiled, whole = temp(budget), temp(None)
+  assert whole > 48**4 * 4 * 2  # the one-pass scores: at least two [2304, 2304] f32 copies
+  assert tiled <= budget + 12 * f_bytes, (tiled, budget)
+
+
+def test_choose_tile_limits():
+  # One pass when it fits; otherwise the estimate fits and tiles are much smaller than the map.
+  row = 4 * 64 * 64
+  assert attention_tiles.choose_tile(64, 64, 3, score_row_bytes=row, match_depth=9,
+                                     paste_depth=16, max_bytes=10 * 64 * 64 * row) is None
+  for k in (1, 3):
+    budget = 200 * row
+    ty, tx = attention_tiles.choose_tile(64, 64, k, score_row_bytes=row, match_depth=9,
+                                         paste_depth=16, max_bytes=budget)
+    assert attention_tiles.tile_bytes(ty, tx, 64, 64, k, row) <= budget
+    assert 20 <= ty * tx <= 200
+    assert attention_tiles.choose_tile(64, 64, k, score_row_bytes=row, match_depth=9,
+                                       paste_depth=16, max_positions=37) is not None
+    ty, tx = attention_tiles.choose_tile(64, 64, k, score_row_bytes=row, match_depth=9,
+                                         paste_depth=16, max_positions=37)
+    assert ty * tx <= 37
+  # Nothing fits: single positions.
+  assert attention_tiles.choose_tile(64, 64, 3, score_row_bytes=row, match_depth=9,
+                                     paste_depth=16, max_bytes=row) == (1, 1)
+
+
+def test_tile_tables_cover_the_grid_once():
+  for ty, tx in ((3, 4), (10, 7), (1, 1)):
+    t = attention_tiles.tile_tables(10, 7, ty, tx, 3)
+    inside = t['pos'][t['valid'] > 0]
+    np.testing.assert_array_equal(np.sort(inside), np.arange(70))
+    # The window holds every raw score row the tile's fused rows read (row-major +-1 of the
+    # column-major +-1 neighbours).
+    for i in range(len(t['pos'])):
+      assert set(t['window'][i][t['src1'][i]].ravel()) <= set(t['window'][i])
+
+
+@pytest.mark.parametrize('fuse', [True, False])
+def test_tiled_gradients_equal_one_pass(fuse):
+  f, mask = _inputs((2, 12, 10, 3), seed=12)
+  b, _ = _inputs((2, 12, 10, 3), seed=13)
+  f, b = 0.05 * f, 0.05 * b
+
+  def grads(**kw):
+    def loss(f, b):
+      y, _ = _contextual_attention(f, b, jnp.asarray(mask), fuse=fuse, return_offsets=False,
+                                   **kw)
+      return jnp.sum(jnp.sin(y))
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))(jnp.asarray(f), jnp.asarray(b))
+
+  for got, want in zip(grads(chunk_size=7), grads(max_score_bytes=None)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5, rtol=1e-4)
 
 
 # TF 2.21's tf.compat.v1.image.resize_nearest_neighbor(align_corners=True) on arange(n_in),

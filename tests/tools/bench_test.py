@@ -4,7 +4,6 @@ import json
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from flowinpaint import bench
 from flowinpaint.models import deepfill_v2

@@ -179,8 +179,11 @@ def test_cli_saves_structure_and_flow(tmp_path, capsys, structure_flow_checkpoin
 
 
 @pytest.mark.slow
-def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, capsys,
+def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, capsys, monkeypatch,
                                                                    deepfill_checkpoint):
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # Split over the 8 CPU test devices.
   # No --size: the checkpoint's (configs/tiny.py: 32), not 256. --save-images: the images,
   # masks and outputs the numbers come from.
   folder = tmp_path / "imgs"
@@ -190,9 +193,12 @@ def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, cap
   saved, out = tmp_path / "saved", tmp_path / "scores.json"
   assert evaluate.main(["--checkpoint", deepfill_checkpoint, "--images", str(folder),
                         "--save-images", str(saved), "--output", str(out)]) == 0
-  assert "wrote 6 images" in capsys.readouterr().out
+  printed = capsys.readouterr().out
+  assert "wrote 6 images" in printed
+  assert "images/s (steady state, 8 cpu devices)" in printed  # conftest: 8 devices.
   got = json.loads(out.read_text())
   assert got["size"] == 32 and got["num_images"] == 2
+  assert got["devices"] == 8 and got["images_per_second"] > 0
   assert sorted(os.listdir(saved)) == [f"000{i}_{k}.png" for i in range(2)
                                        for k in ("input", "mask", "output")]
   psnrs, holes = [], []
@@ -206,6 +212,15 @@ def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, cap
     mse = np.mean((output / 255.0 - image / 255.0) ** 2)
     psnrs.append(10 * np.log10(1.0 / mse))
     holes.append(hole.mean())
+  # The two images ran on two devices; each is what it gives alone on one device.
+  import jax
+  from flowinpaint import inference
+  alone = inference.ModelInpainter.from_checkpoint(deepfill_checkpoint, max_batch=1,
+                                                   devices=jax.devices()[:1])
+  for i in range(2):
+    image, mask, output = (np.asarray(Image.open(saved / f"000{i}_{k}.png"))
+                           for k in ("input", "mask", "output"))
+    np.testing.assert_array_equal(output, alone(image, mask[..., 0] > 127))
   # The scores are those of the saved pictures (PSNR computed here independently).
   assert got["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-3)
   assert got["hole_ratio"] == pytest.approx(np.mean(holes), abs=1e-6)

@@ -474,3 +474,41 @@ def test_save_structure_and_flow_errors(tmp_path, capsys, deepfill_checkpoint):
   assert "a_flow.png" in msg and "twice" in msg
   assert not os.path.exists(tmp_path / "out.png") and not os.path.exists(tmp_path / "s")
   assert not os.path.exists(tmp_path / "f")
+
+
+def test_folder_batches_size_buckets_over_every_device(tmp_path, monkeypatch, capsys,
+                                                       deepfill_checkpoint):
+  """Images that pad to one size run together, split over the 8 test devices; each result is
+  what one image alone on one device gives."""
+  import jax
+  from flowinpaint import inference, inpaint
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
+
+  made = []
+  real_make = inference.make_inpainter
+  monkeypatch.setattr(inference, "make_inpainter",
+                      lambda *a, **k: made.append(real_make(*a, **k)) or made[-1])
+  sizes = [(40, 48)] * 4 + [(37, 45), (38, 41), (24, 30)]  # Pad (to 8) to 40x48 x6, 24x32 x1.
+  (tmp_path / "in").mkdir()
+  (tmp_path / "masks").mkdir()
+  for i, (h, w) in enumerate(sizes):
+    Image.fromarray(_photo(h, w, seed=i)).save(tmp_path / "in" / f"{i}.png")
+    Image.fromarray(_mask(h, w, (3 + i, 20, 5, 30 - i))).save(tmp_path / "masks" / f"{i}.png")
+  assert inpaint.main(["--checkpoint", deepfill_checkpoint, "--image", str(tmp_path / "in"),
+                       "--mask", str(tmp_path / "masks"), "--output", str(tmp_path / "out")]) == 0
+  printed = capsys.readouterr().out
+  throughput = [l for l in printed.splitlines() if l.startswith("throughput: ")]
+  assert len(throughput) == 1 and " images/s (7 in " in throughput[0], printed
+  assert throughput[0].endswith(", 8 cpu devices)"), throughput
+  model = made[0]
+  assert model.compiled_shapes == {(6, 40, 48, 3), (1, 24, 32, 3)}
+  assert model._run.device_counts == {6, 1}
+  alone = inference.ModelInpainter.from_checkpoint(deepfill_checkpoint, max_batch=1,
+                                                   devices=jax.devices()[:1])
+  for i, (h, w) in enumerate(sizes):
+    img, hole = _photo(h, w, seed=i), _mask(h, w, (3 + i, 20, 5, 30 - i)) > 127
+    out = np.asarray(Image.open(tmp_path / "out" / f"{i}.png"))
+    np.testing.assert_array_equal(out, alone(img, hole), err_msg=f"image {i}")
+    assert not np.array_equal(out[hole], img[hole])

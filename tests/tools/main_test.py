@@ -108,6 +108,20 @@ def test_main_reports_bad_knobs_in_one_line(tmp_path):
   assert "error: image_size=30 must be a multiple of 8 for deepfill_v2" in proc.stderr
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--num_processes=2"], "--num_processes and --process_id go together"),
+    (["--coordinator_address=10.0.0.1", "--num_processes=2", "--process_id=0"],
+     "--coordinator_address=10.0.0.1: expected HOST:PORT of process 0"),
+    (["--num_processes=2", "--process_id=2"], "--process_id=2: must be 0 .. 1"),
+    (["--num_processes=0", "--process_id=0"], "--num_processes=0: must be at least 1"),
+])
+def test_multi_host_flags_are_checked_before_anything_starts(tmp_path, flags, message):
+  proc = _run("flowinpaint.main", "--config", "configs/tiny.py", "--workdir",
+              str(tmp_path / "run"), *flags)
+  cli.assert_user_error(proc, message)
+  assert not os.path.exists(tmp_path / "run")
+
+
 def test_no_tpu_line_on_machines_without_one():
   import logging
   from flowinpaint import main

@@ -86,6 +86,27 @@ def test_patchmatch_fills_what_no_frame_shows(tmp_path, clip, monkeypatch):
   np.testing.assert_array_equal(out[:, ~hole], clip.frames[:, ~hole])
 
 
+def test_dip_fill_warns_of_its_cost_on_a_cpu(tmp_path, clip, monkeypatch, capsys):
+  from flowinpaint import dip, remove
+  calls = []
+
+  def quick(self, rgb, mask):  # Stands in for hours of fitting: the warning is what is tested.
+    calls.append(1)
+    return np.where(np.asarray(mask)[..., None] > 0, 0, rgb).astype(np.uint8)
+
+  monkeypatch.setattr(dip.DIPInpainter, "__call__", quick)
+  one = np.zeros((64, 96), np.uint8)
+  one[24:40, 36:60] = 255
+  Image.fromarray(one).save(tmp_path / "logo.png")
+  os.makedirs(tmp_path / "frames")
+  for i, f in enumerate(clip.frames[:3]):
+    Image.fromarray(f).save(tmp_path / "frames" / f"{i}.png")
+  assert remove.main(["--video", str(tmp_path / "frames"), "--masks", str(tmp_path / "logo.png"),
+                      "--output", str(tmp_path / "out"), "--quiet", "--fill-method", "dip"]) == 0
+  err = capsys.readouterr().err
+  assert calls and "warning: --fill-method dip" in err and "hours per frame on a CPU" in err
+
+
 def test_one_mask_for_all_frames_and_fps_reduction(tmp_path, clip):
   from flowinpaint import remove
   vio.write_video(str(tmp_path / "in.mp4"), clip.frames, 12)

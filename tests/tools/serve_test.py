@@ -323,3 +323,41 @@ def test_cli_errors(capsys, args, message):
   assert serve.main(args) == 2
   err = capsys.readouterr().err
   assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_waiting_requests_run_together_over_every_device(deepfill_checkpoint, monkeypatch):
+  """Requests that arrive while the model runs go through it together next, split over the 8
+  test devices; each answer is what the image alone on one device gives."""
+  import jax
+  from flowinpaint import inference
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
+
+  model = inference.make_inpainter(deepfill_checkpoint)
+  app = serve.App(serve.make_inpaint_fn(model), inpaint_many=serve.make_inpaint_many_fn(model),
+                  name="deepfill")
+  inputs = [photo(48, 64) ^ np.uint8(i * 40) for i in range(4)]
+  masks = [hole_mask(48, 64)[:, ::-1] if i % 2 else hole_mask(48, 64) for i in range(4)]
+  results = [None] * 4
+
+  def go(i):
+    results[i] = app.run(png_bytes(inputs[i]), png_bytes(np.ascontiguousarray(masks[i])), None)
+  with app._lock:  # The model is busy: all four wait.
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(4)]
+    for t in threads:
+      t.start()
+    deadline = time.monotonic() + 60
+    while len(app._waiting) < 4 and time.monotonic() < deadline:
+      time.sleep(0.01)
+  for t in threads:
+    t.join()
+  assert app.batch_sizes == [4] and model._run.device_counts == {4}
+  alone = inference.ModelInpainter.from_checkpoint(deepfill_checkpoint, max_batch=1,
+                                                   devices=jax.devices()[:1])
+  for rgb, mask, png in zip(inputs, masks, results):
+    got = np.asarray(Image.open(io.BytesIO(png)))
+    np.testing.assert_array_equal(got, alone(rgb, mask > 127))
+    assert not np.array_equal(got, rgb)
+  # A classical method runs one request at a time, as before.
+  assert serve.make_inpaint_many_fn(ClassicalInpainter("telea")) is None

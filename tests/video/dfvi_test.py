@@ -7,6 +7,7 @@ that both compute exactly and the rounding agrees bit for bit.
 """
 
 import os
+import types
 
 import numpy as np
 import pytest
@@ -304,3 +305,22 @@ def test_converted_folders_are_reused(tmp_path):
                    logged.append)
   assert logged and "first use" in logged[0]
   assert not (tmp_path / "converted" / "davis_stage2.pth").exists()
+
+
+def test_stages_run_split_over_every_device(monkeypatch):
+  """`_run` sends `batch_size` windows at a time (on CPU devices, which share one memory: in all)
+  split over the 8 test devices, and returns one output per item, in order (a stand-in network:
+  a per-item affine map)."""
+  from flowinpaint.train.sharding import SPLIT_CPU_ENV, BatchSharded
+
+  monkeypatch.setenv(SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
+  completer = dfvi.DFVICompleter.__new__(dfvi.DFVICompleter)
+  completer.batch_size = 16
+  completer.bundles = [types.SimpleNamespace(variables={"scale": np.float32(3.0)})]
+  completer._apply = [BatchSharded(lambda v, x: x[..., :2] * v["scale"] + 1.0)]
+  items = list(range(19))  # 16 on 8 devices, then 3 on 3.
+  make = lambda i: np.full((4, 6, 33), i, np.float32)  # noqa: E731
+  out = completer._run(0, make, items)
+  assert len(out) == 19 and completer._apply[0].device_counts == {8, 3}
+  for i, flow in zip(items, out):
+    np.testing.assert_array_equal(flow, np.full((4, 6, 2), 3.0 * i + 1.0, np.float32))

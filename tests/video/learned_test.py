@@ -86,6 +86,28 @@ def test_dfc_completer_changes_only_the_holes(checkpoints, clip):
   np.testing.assert_array_equal(one[~holes[:-1]], clip.forward_flow[~holes[:-1]])
 
 
+def test_learned_parts_split_over_every_device_match_one_device(checkpoints, clip, monkeypatch):
+  from flowinpaint.train import sharding
+
+  monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # On a CPU, one device by default.
+  # CPU devices share one memory: batch_size counts in all there (8 = one per test device);
+  # alone, one at a time, each device's program is the same.
+  one = jax.devices()[:1]
+  everywhere = learned.LearnedFlowEstimator(checkpoints[0], batch_size=8)
+  alone = learned.LearnedFlowEstimator(checkpoints[0], batch_size=1, devices=one)
+  got, want = everywhere(clip.frames), alone(clip.frames)
+  assert everywhere._apply.device_counts == {8} and alone._apply.device_counts == {1}
+  for a, b in zip(got, want):  # 8 pairs (4 forward, 4 backward): one per device.
+    np.testing.assert_array_equal(a, b)
+  everywhere = learned.DFCNetCompleter(checkpoints[1], batch_size=8)
+  alone = learned.DFCNetCompleter(checkpoints[1], batch_size=1, devices=one)
+  holes = pipeline.dilate(clip.masks, 2)
+  args = (clip.forward_flow, clip.backward_flow, holes[:-1], holes[1:])
+  for a, b in zip(everywhere.complete_both(*args), alone.complete_both(*args)):
+    np.testing.assert_array_equal(a, b)
+  assert everywhere._apply.device_counts == {4} and alone._apply.device_counts == {1}
+
+
 @pytest.mark.slow
 def test_remove_with_learned_flow_and_completion(tmp_path, checkpoints, clip, capsys):
   from flowinpaint import remove
