@@ -31,11 +31,13 @@ distance 0, so exact copies are still found (see nearest_neighbour_field).
 
 Work is done on lists of target and hole pixels (padded to a few lengths so that compiled
 functions are reused), not on the whole image, so the cost follows the size of the hole; one
-jitted function per pyramid level runs a whole batch of same-size images. Random numbers come
-from a counter-based hash of (seed, level, round, candidate, pixel), so a result depends on the
-image and the seed only: not on the other images of the batch, nor on the padding (tested up
-to 64x64 and 2 levels; one 256x256 batch of 8 photos came out differently: open, see
-experiments/patchmatch/README.md).
+jitted function per pyramid level runs a whole batch of same-size images. An image's result
+depends on the image and the seed only, bit for bit: not on the other images of the batch, nor
+on the list padding. Random numbers come from a counter-based hash of (seed, level, round,
+candidate, pixel), and every float sum is a fixed-order tree of elementwise adds
+(_pairwise_sum, the vote's per-offset sum): XLA's reduce ops group float terms differently for
+different array shapes, which made batched fills differ from single ones in the last bits and,
+at 256x256, in the chosen matches.
 """
 
 from __future__ import annotations
@@ -254,8 +256,12 @@ def _confidence(hole: np.ndarray) -> np.ndarray:
 
 
 def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels: int,
-              iterations: int, pm_iterations: int, search_radius: int, seed: int) -> np.ndarray:
-  """[N, H, W, C] uint8, [N, H, W] bool (every image has a hole) -> [N, H, W, C] uint8 fill."""
+              iterations: int, pm_iterations: int, search_radius: int, seed: int,
+              raw: bool = False) -> np.ndarray:
+  """[N, H, W, C] uint8, [N, H, W] bool (every image has a hole) -> [N, H, W, C] uint8 fill.
+
+  raw: return the float32 fill in [0, 1] before rounding (tests compare it bit for bit).
+  """
   radius = patch_size // 2
   pyramid = [holes]
   for _ in range(levels - 1):
@@ -275,6 +281,8 @@ def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels:
         jnp.asarray(confidence), fill, nnf, seed_u32, np.uint32(level), patch=patch_size,
         iterations=iterations, pm_iterations=pm_iterations,
         search_radius=max(h, w) if coarsest else min(search_radius, max(h, w)))
+  if raw:
+    return np.asarray(fill)
   return np.asarray(jnp.clip(jnp.round(fill * 255.0), 0, 255)).astype(np.uint8)
 
 
@@ -293,8 +301,29 @@ def _image_pyramid(x: Array, holes: tuple[Array, ...]) -> list[Array]:
     pad = ((0, 0), (0, h % 2), (0, w % 2), (0, 0))
     num = jnp.pad(fine * known, pad).reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c)
     den = jnp.pad(known, pad).reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, 1)
-    out.append(num.sum((2, 4)) / jnp.maximum(den.sum((2, 4)), 1.0))
+    out.append(_sum_2x2(num) / jnp.maximum(_sum_2x2(den), 1.0))
   return out
+
+
+def _sum_2x2(x: Array) -> Array:
+  """[N, h, 2, w, 2, C] -> [N, h, w, C]: the four terms added in a fixed order (_pairwise_sum)."""
+  return (x[:, :, 0, :, 0] + x[:, :, 0, :, 1]) + (x[:, :, 1, :, 0] + x[:, :, 1, :, 1])
+
+
+def _pairwise_sum(x: Array) -> Array:
+  """Sum over the last axis as a tree of elementwise adds of neighbours: [..., L] -> [...].
+
+  XLA's CPU reduce groups float terms differently for different shapes (measured: a row sum of
+  [8, L] and of [1, L], or a sum over 27 features of [8, T, 27] and [1, T, 27], differ in the
+  last bits), which made an image's fill depend on its batch. Elementwise adds are exact IEEE
+  operations whatever the shape, and zeros appended at the end do not change the result, so
+  this sum depends on the row's values only (not on the batch size or the list padding).
+  """
+  while x.shape[-1] > 1:
+    if x.shape[-1] % 2:
+      x = jnp.concatenate([x, jnp.zeros_like(x[..., :1])], -1)
+    x = x[..., 0::2] + x[..., 1::2]
+  return x[..., 0]
 
 
 def _hash(x: Array) -> Array:
@@ -518,7 +547,7 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
     candidate = jnp.clip(cy, 0, h - 1) * w + jnp.clip(cx, 0, w - 1)
     candidate = jnp.where(uniform > 0, random_source(stream + 2), candidate)
     allowed = (allowed | (uniform > 0)) & _take(valid_flat, base + candidate)
-    dc = jnp.sum((_take(features, base + candidate) - target_features) ** 2, -1)
+    dc = _pairwise_sum((_take(features, base + candidate) - target_features) ** 2)
     better = allowed & (dc < d)
     nnf, d = jnp.where(better, candidate, nnf), jnp.where(better, dc, d)
     return nnf, d, to_field(nnf), features, target_features, em
@@ -531,10 +560,10 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
 
   def vote(x, nnf, d):
     """Each hole pixel := weighted mean of what the matches of the patches over it put there."""
-    # sigma^2: the mean distance of the image's targets, summed over a fixed-size array so
-    # that it does not depend on the list padding.
-    dist = jnp.zeros(n * hw, jnp.float32).at[scatter_at].set(d.reshape(-1), mode="drop")
-    sigma2 = dist.reshape(n, hw).sum(1, keepdims=True) / jnp.maximum(ok.sum(1, keepdims=True), 1)
+    # sigma^2: the mean distance of the image's targets (padding entries add zeros at the end,
+    # which _pairwise_sum ignores exactly).
+    sigma2 = (_pairwise_sum(jnp.where(ok, d, 0.0))[:, None]
+              / jnp.maximum(ok.sum(1, keepdims=True), 1))
     weight = jnp.exp(-d / (2.0 * _SIGMA_SCALE * sigma2 + 1e-12)) * _take(
         confidence.reshape(-1), base + t) + 1e-20
     field = to_field(nnf)
@@ -560,7 +589,7 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
   def search(x, nnf, em):
     features = _descriptors(x, patch)
     target_features = _take(features, base + t)
-    d = jnp.sum((_take(features, base + nnf) - target_features) ** 2, -1)
+    d = _pairwise_sum((_take(features, base + nnf) - target_features) ** 2)
     nnf, d, *_ = jax.lax.fori_loop(0, pm_iterations * per_round, candidate_step,
                                    (nnf, d, to_field(nnf), features, target_features, em))
     return nnf, d

@@ -80,6 +80,31 @@ def test_deterministic_for_a_seed_and_batch_independent():
   _assert_fill_from_known(other[0], imgs[0], holes[0])
 
 
+def test_batch_independent_on_photos_at_three_levels():
+  """Photos with the evaluation's free-form strokes, 3 pyramid levels: a batch's float fill is
+  each image's alone, bit for bit.
+
+  Before XLA's reduces were replaced by fixed-order adds (_pairwise_sum), the coarse levels'
+  fills differed in the last bits between a batch of 2 and one image (the patch distances and
+  the vote's sigma were reduced in an order that depends on the array's shape); at 256x256 such
+  differences flipped matches and changed the uint8 output (experiments/patchmatch/README.md).
+  """
+  ml_collections = pytest.importorskip("ml_collections")
+  from flowinpaint.data import pipeline
+  batch = pipeline.eval_batch(ml_collections.ConfigDict({"dataset": "embedded"}), num_images=2,
+                              image_size=96, seed=2024, mask_kind="free_form")
+  imgs = np.clip(np.rint((batch["image"] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  holes = batch["mask"][..., 0] > 0.5
+  assert holes.any(axis=(1, 2)).all() and len({int(m.sum()) for m in holes}) == 2
+  options = dict(patch_size=7, levels=3, iterations=2, pm_iterations=2, search_radius=16, seed=0)
+  together = patchmatch._complete(imgs, holes, raw=True, **options)
+  for i in range(2):
+    alone = patchmatch._complete(imgs[i:i + 1], holes[i:i + 1], raw=True, **options)
+    np.testing.assert_array_equal(together[i], alone[0])
+  out = patchmatch.inpaint(imgs, holes, levels=3, iterations=2)
+  _assert_fill_from_known(out[1], imgs[1], holes[1])
+
+
 @pytest.mark.parametrize("shape,hole_at", [
     ((1, 1), None), ((2, 2), (0, 1)), ((3, 5), (1, 2)), ((1, 9), (0, 4)), ((9, 1), (8, 0)),
     ((6, 7), (slice(0, 6), 3)),  # a full column: nothing but half-known patches
