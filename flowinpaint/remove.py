@@ -104,8 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
                  help="--preset dfvi: working sizes of DFC-Net stages 2 and 3 (default "
                  "600x320,840x480, the authors')")
   p.add_argument("--max-frames-in-memory", type=int, metavar="N",
-                 help="frames per window (the video streams through the stages in overlapping "
-                 "windows; default: as many as a 1 GiB budget holds at the frame size)")
+                 help="frames held at once (the video streams through the stages in windows; "
+                 "default: as many as a 1 GiB budget holds at the frame size)")
+  p.add_argument("--window-overlap", type=int, metavar="N",
+                 help="frames of context on each side of the frames a window outputs: earlier "
+                 "outputs before them, later frames after them, so that holes near a window's "
+                 "ends borrow from frames beyond it; below half of --max-frames-in-memory "
+                 "(default: a quarter of it)")
   p.add_argument("--crf", type=int, default=17, help="H.264 quality, lower = better (17)")
   p.add_argument("--no-audio", action="store_true",
                  help="write the video without the input's sound (by default its audio track is "
@@ -285,6 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
       print("warning: --fill-method dip fits a network to every frame that keeps unseen "
             "pixels (thousands of steps each: hours per frame on a CPU); telea or patchmatch "
             "take seconds", file=sys.stderr)
+  if args.window_overlap is not None:
+    held = args.max_frames_in_memory or pipeline.max_frames_for(
+        size[1], size[0], config, raw_flows=hasattr(completer, "complete_both"))
+    if not 0 <= 2 * args.window_overlap < held:
+      raise UserError(f"--window-overlap must be between 0 and {(held - 1) // 2} for windows of "
+                      f"{held} frames (--max-frames-in-memory), got {args.window_overlap}")
 
   keep = set(indices)
 
@@ -325,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for frame in pipeline.remove_stream(
         frames(), mask_iter(), num_frames=len(indices), flow_estimator=estimator,
         flow_completer=completer, inpainter=inpainter, config=config,
-        max_frames=args.max_frames_in_memory, stages=stages):
+        max_frames=args.max_frames_in_memory, overlap=args.window_overlap, stages=stages):
       stages.start("write")
       writer.write(frame, times[writer.count])
       stages.stop("write", 1)

@@ -10,8 +10,10 @@
   python experiments/video_removal/speed.py stages --size 432x240 --frames 24 \
       --code before=/path/to/old/checkout --code after=. --json ...
   # Windowed vs whole-clip quality in the holes (exact ground truth, no video coding):
-  python experiments/video_removal/speed.py windows --size 854x480 --frames 60 \
-      --max-frames 20 --json ...
+  # --window HELD:OVERLAP: at most HELD frames held, OVERLAP frames of context each side, so a
+  # window outputs HELD - 2 * OVERLAP frames (the first and last more); repeat to compare several.
+  python experiments/video_removal/speed.py windows --size 854x480 --frames 48 \
+      --window 16:0 --window 16:4 --window 32:8 --json ...
 
 Clips come from flowinpaint.data.synthetic_video.stream_clip: a camera panning and zooming over
 a scikit-image photo, back and forth, with two occluders (40 % of the frame height) moving in
@@ -76,6 +78,12 @@ class HolePSNR:
 def usage() -> dict:
   r = resource.getrusage(resource.RUSAGE_SELF)
   return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": r.ru_maxrss / 1024}
+
+
+def rss_mb() -> float:
+  """The process's resident memory now (Linux /proc)."""
+  with open("/proc/self/statm") as f:
+    return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
 # --- tool: the command-line tool end to end, one process per run ----------------------------
@@ -210,12 +218,19 @@ def cmd_stream(args) -> None:
     stages.stop("write", 1)
     psnr.add(out, truth.pop(0), masks.pop(0))  # the pipeline has read this frame's mask
     n += 1
+    if args.progress_every and n % args.progress_every == 0:
+      u = usage()
+      print(json.dumps(dict(progress=n, wall_s=round(time.perf_counter() - t, 1),
+                            cpu_s=round(u["cpu_s"] - c0, 1), rss_mb=round(rss_mb()),
+                            peak_rss_mb=round(u["peak_rss_mb"]), hole_psnr=psnr.value,
+                            load=os.getloadavg()[0])), file=sys.stderr, flush=True)
   writer.close()
   wall = time.perf_counter() - t
   os.remove(out_path)
   u = usage()
   max_frames = args.max_frames or pipeline.max_frames_for(h, w, config)
-  r = dict(kind="stream", size=args.size, frames=n, window=max_frames, wall_s=wall,
+  r = dict(kind="stream", size=args.size, frames=n, window=max_frames,
+           overlap=pipeline.default_overlap(max_frames), wall_s=wall,
            cpu_s=u["cpu_s"] - c0, peak_rss_mb=u["peak_rss_mb"], hole_psnr=psnr.value,
            fps_wall=n / wall, fps_per_cpu_s=n / (u["cpu_s"] - c0),
            stage_s=dict(stages.seconds), load_before=load, load_after=os.getloadavg()[0],
@@ -236,20 +251,27 @@ def cmd_windows(args) -> None:
     parts = list(clip_stream(args.size, args.frames, seed))
     frames, truth, masks = (np.stack(p) for p in zip(*parts))
     results = {}
-    for label, max_frames in (("whole", len(frames)), ("windowed", args.max_frames)):
+    plans = [("whole", len(frames), 0)] + [
+        (f"held {w}, overlap {o}", int(w), int(o))
+        for w, o in (spec.split(":") for spec in args.window)]
+    for label, max_frames, overlap in plans:
       stages = pipeline.Stages(len(frames), progress=False)
       c0, t = usage()["cpu_s"], time.perf_counter()
       out = np.stack(list(pipeline.remove_stream(
           iter(frames), iter(masks), num_frames=len(frames), flow_estimator=fe,
-          flow_completer=fc, inpainter=inp, max_frames=max_frames, stages=stages)))
+          flow_completer=fc, inpainter=inp, max_frames=max_frames, overlap=overlap,
+          stages=stages)))
       psnr = HolePSNR()
       psnr.add(out, truth, masks)
-      results[label] = dict(max_frames=max_frames, hole_psnr=psnr.value,
-                            cpu_s=usage()["cpu_s"] - c0, wall_s=time.perf_counter() - t)
+      results[label] = dict(max_frames=max_frames, overlap=overlap, hole_psnr=psnr.value,
+                            windows=len(pipeline.windows(len(frames), max_frames, overlap)),
+                            cpu_s=usage()["cpu_s"] - c0, wall_s=time.perf_counter() - t,
+                            stage_cpu_s=dict(stages.cpu_seconds), load=os.getloadavg()[0])
+      if label != "whole":
+        results[label]["difference_db"] = psnr.value - results["whole"]["hole_psnr"]
+      print(label, json.dumps(results[label]), file=sys.stderr, flush=True)
     r = dict(kind="windows", size=args.size, frames=args.frames, seed=seed,
-             photo=PHOTOS[seed % len(PHOTOS)], **results,
-             difference_db=results["windowed"]["hole_psnr"] - results["whole"]["hole_psnr"],
-             load=os.getloadavg()[0], **machine())
+             photo=PHOTOS[seed % len(PHOTOS)], runs=results, **machine())
     print(json.dumps(r), flush=True)
     if args.json:
       with open(args.json, "a") as f:
@@ -330,12 +352,15 @@ def main():
   s.add_argument("--size", default="854x480")
   s.add_argument("--frames", type=int, default=1000)
   s.add_argument("--max-frames", type=int)
+  s.add_argument("--progress-every", type=int, default=50, metavar="N",
+                 help="print frames done, CPU s, RSS and hole PSNR so far every N frames")
   s.add_argument("--json")
   w = sub.add_parser("windows")
   w.add_argument("--size", default="854x480")
   w.add_argument("--frames", type=int, default=60)
   w.add_argument("--clips", type=int, default=1)
-  w.add_argument("--max-frames", type=int, default=20)
+  w.add_argument("--window", action="append", default=[], metavar="HELD:OVERLAP",
+                 help="frames held at once : context frames each side (repeatable)")
   w.add_argument("--json")
   g = sub.add_parser("stages")
   g.add_argument("--size", default="432x240")

@@ -6,15 +6,16 @@ windows sized from a memory budget, so memory does not grow with the video's len
 * Flow is per pair of neighbouring frames: as frames arrive they are shrunk to the working size
   (`RemovalConfig.flow_size`), their holes pre-filled, the forward and backward flows estimated
   and completed there, once per pair, including the pairs a window shares with the next one.
-* Propagation and the keyframe fill run per window. The last `overlap` outputs of a window start
-  the next one as known frames (empty masks), so the next window copies from them and no seam
-  appears. With every frame in one window, the result is the whole-clip one (`remove_clip`).
+* Propagation and the keyframe fill run per window. Around the frames it outputs a window holds
+  context (`overlap` frames each side, `windows`): the previous window's last outputs as known
+  frames (but for what the image inpainter made up), so no seam appears, and the next input
+  frames with their holes, so its last outputs borrow from later frames as in the whole clip.
+  With every frame in one window, the result is the whole-clip one (`remove_clip`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Callable, Iterable, Iterator
 
@@ -312,14 +313,19 @@ def _propagate_round(frames: np.ndarray, holes: np.ndarray, forward: np.ndarray,
 
 def _fill_window(frames: np.ndarray, masks: np.ndarray, forward: np.ndarray,
                  backward: np.ndarray, *, inpainter: Inpainter, config: RemovalConfig,
-                 stages: Stages, new_frames: int, warned: list[bool]) -> np.ndarray:
-  """Propagation and keyframe-fill rounds over one window: uint8 [T,H,W,3]."""
+                 stages: Stages, new_frames: int, warned: list[bool]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """Propagation and keyframe-fill rounds over one window: (uint8 [T,H,W,3], bool [T,H,W] the
+  hole pixels no frame of the window showed: filled by the image inpainter, or from its fill)."""
   current, remaining = frames, masks
   total_holes = int(masks.sum())
+  unseen = masks
   for round_ in range(config.max_rounds + 1):
     stages.start("propagate")
     current, remaining = _propagate_round(current, remaining, forward, backward, config)
     stages.stop("propagate", new_frames if round_ == 0 else 0)
+    if round_ == 0:
+      unseen = remaining.copy()
     if round_ == 0 and total_holes and len(frames) > 1 and not warned[0]:
       borrowed = 1.0 - remaining.sum() / total_holes
       if borrowed < config.little_motion:
@@ -346,30 +352,35 @@ def _fill_window(frames: np.ndarray, masks: np.ndarray, forward: np.ndarray,
     stages.stop("fill", 0)
     if not remaining.any():
       break
-  return np.where(masks[..., None], current, frames)
+  return np.where(masks[..., None], current, frames), unseen
 
 
-def windows(num_frames: int, max_frames: int | None, overlap: int) -> list[tuple[int, int]]:
-  """[start, end) frame ranges of windows of at most `max_frames`, overlapping by `overlap`,
-  all of about the same length (the last one is not a short remainder)."""
+def windows(num_frames: int, max_frames: int | None, overlap: int
+            ) -> list[tuple[int, int, int, int]]:
+  """The windows `remove_stream` reads: (start, out_start, out_end, end) per window, which holds
+  frames [start, end) and outputs [out_start, out_end). Before its outputs a window holds up to
+  `overlap` earlier outputs (known frames), after them up to `overlap` later input frames
+  (look-ahead, output by the next window), so each output frame can borrow from `overlap`
+  frames on either side; at most `max_frames` are held (None: the whole clip)."""
   if not max_frames or max_frames >= num_frames:
-    return [(0, num_frames)]
-  if overlap >= max_frames:
-    raise ValueError(f"overlap {overlap} must be smaller than the window {max_frames}")
-  count = math.ceil((num_frames - overlap) / (max_frames - overlap))
-  length = math.ceil((num_frames - overlap) / count) + overlap
-  out, start = [], 0
-  while True:
-    end = min(start + length, num_frames)
-    out.append((start, end))
-    if end == num_frames:
-      return out
-    start = end - overlap
+    return [(0, 0, num_frames, num_frames)]
+  if max_frames <= 2 * overlap:
+    raise ValueError(f"a window of {max_frames} frames cannot hold {overlap} frames of context "
+                     f"on each side and output any; use an overlap below {max_frames / 2:g}")
+  out, out_start = [], 0
+  while out_start < num_frames:
+    start = max(out_start - overlap, 0)
+    end = min(start + max_frames, num_frames)
+    out_end = end if end == num_frames else end - overlap
+    out.append((start, out_start, out_end, end))
+    out_start = out_end
+  return out
 
 
 def default_overlap(max_frames: int) -> int:
-  """Context frames carried into the next window: a quarter of it, 2 to 8."""
-  return int(np.clip(max_frames // 4, 1, 8))
+  """Context frames on each side of a window's outputs: a quarter of the window (half of what
+  it holds is context, so each frame is propagated about twice; the flows once)."""
+  return max(max_frames // 4, 0)
 
 
 def remove_clip(frames: np.ndarray, masks: np.ndarray, *, flow_estimator: FlowEstimator,
@@ -403,16 +414,22 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
 
   Args:
     frames, masks: uint8 [H,W,3] and bool [H,W] per frame (iterables, read as needed).
-    num_frames: the expected frame count (for progress and for windows of equal length); a
-      stream that ends early or runs longer is handled.
-    max_frames: the longest window; None: as many as `config.memory_mb` holds
-      (`max_frames_for`).
-    overlap: outputs of a window carried into the next as known frames; None: a quarter of the
-      window, 1 to 8.
+    num_frames: the expected frame count (for progress and to end the last window without
+      reading past it); a stream that ends early or runs longer is handled.
+    max_frames: the most frames held at once, context included; None: as many as
+      `config.memory_mb` holds (`max_frames_for`).
+    overlap: context frames on each side of a window's outputs (`windows`); None:
+      `default_overlap`, a quarter of the window.
 
-  Each window after the first starts with the last `overlap` outputs of the previous one as known
-  frames (empty masks), so propagation continues across the boundary without a seam. The flows
-  between frames are estimated once per pair, whichever windows share it.
+  A window holds up to `overlap` outputs of the previous window as known frames, so propagation
+  continues across the boundary without a seam, then the frames it outputs, then up to `overlap`
+  input frames after them (with their holes) that the next window outputs, so its last outputs
+  can borrow from later frames too. Only what propagation brought from frames that showed it is
+  known in the carried outputs: pixels the image inpainter made up stay holes there, so that a
+  later window fills them from the frames it shows instead of propagating the guess. The flows
+  between frames are estimated (and completed, unless the completer reads a whole window) once
+  per pair, whichever windows share it; only propagation and the keyframe fill are repeated on
+  the context.
   """
   stages = stages or Stages(num_frames, progress=False)
   if max_frames is not None and max_frames < 2:
@@ -437,70 +454,74 @@ def remove_stream(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], *,
     max_frames = max_frames_for(height, width, config, raw_flows=track.window_wide)
   if overlap is None:
     overlap = default_overlap(max_frames)
-  # Windows of equal length over the announced frames; a longer stream goes on in such windows.
-  length = max_frames
-  if num_frames > max_frames:
-    length = windows(num_frames, max_frames, overlap)[0][1]
-  length = max(length, overlap + 1, 2)
+  if overlap < 0 or max_frames <= 2 * overlap:
+    raise ValueError(f"overlap {overlap} must be between 0 and {(max_frames - 1) // 2} for "
+                     f"windows of {max_frames} frames")
   warned = [False]
-  ctx_frames: list[np.ndarray] = []
-  ctx_pairs: list[tuple] | None = []  # flows between the context frames; None: not estimated
-  pending = first
+  ctx: list[np.ndarray] = []  # outputs of the previous window, held as known frames
+  ctx_unseen: list[np.ndarray] = []  # ... but for the pixels its frames did not show
+  ahead: list[tuple[np.ndarray, np.ndarray]] = []  # (frame, mask) read, not yet output
+  pairs_kept: list[tuple] | None = []  # flows between the frames held over; None: not estimated
+  pending, count, ended = [first], 1, False
   while True:
-    new_f, new_m = [], []
-    item = pending
-    while item is not None:
-      new_f.append(item[0])
-      new_m.append(item[1])
-      if len(ctx_frames) + len(new_f) >= length:
-        break
+    new, pending = pending, []
+    while len(ctx) + len(ahead) + len(new) < max_frames:
       item = read()
-    ended = item is None
-    if not new_f:
-      return
-    n_ctx = len(ctx_frames)
-    clip = np.stack(ctx_frames + new_f)
-    holes = np.stack([np.zeros((height, width), bool)] * n_ctx + new_m)
-    if holes.any():
-      if ctx_pairs is None:  # the previous window had no holes: its flows were not needed
-        track.reset()
-        pairs = track.add(ctx_frames + new_f, [np.zeros((height, width), bool)] * n_ctx + new_m,
-                          new_frames=len(new_f))
+      if item is None:
+        ended = True
+        break
+      count += 1
+      new.append(item)
+    if not ended and count >= num_frames:  # the announced end: does the stream stop there?
+      item = read()
+      if item is None:
+        ended = True
       else:
-        new_pairs = track.add(new_f, new_m)
-        if not n_ctx:  # the pair linking to the previous window is not needed
-          new_pairs = new_pairs[len(new_pairs) - (len(new_f) - 1):]
-        pairs = ctx_pairs + new_pairs
-      stages.start("complete")
-      done = track.complete(pairs)
-      forward = np.stack([_grow_flow(f, height, width) for f, _ in done])
-      backward = np.stack([_grow_flow(b, height, width) for _, b in done])
-      stages.stop("complete", len(new_f) if track.window_wide else 0)
-      out = _fill_window(clip, holes, forward, backward, inpainter=inpainter, config=config,
-                         stages=stages, new_frames=len(new_f), warned=warned)
-      del forward, backward, done
+        count += 1
+        pending = [item]
+    raw = ahead + new
+    n_ctx = len(ctx)
+    n_out = len(raw) if ended else max(len(raw) - overlap, 1)
+    clip = np.stack(ctx + [f for f, _ in raw])
+    holes = np.stack(ctx_unseen + [m for _, m in raw])
+    out, unseen = clip, holes
+    if holes.any():
+      if pairs_kept is None:  # the held-over frames had no holes: their flows were not needed
+        track.reset()
+        pairs = track.add(list(clip), list(holes), new_frames=len(new))
+      else:
+        both = pairs_kept + track.add([f for f, _ in new], [m for _, m in new])
+        pairs = both[len(both) - (len(clip) - 1):]  # without a link to an unheld frame
+      if holes[n_ctx:n_ctx + n_out].any():
+        stages.start("complete")
+        done = track.complete(pairs)
+        forward = np.stack([_grow_flow(f, height, width) for f, _ in done])
+        backward = np.stack([_grow_flow(b, height, width) for _, b in done])
+        stages.stop("complete", len(new) if track.window_wide else 0)
+        out, unseen = _fill_window(clip, holes, forward, backward, inpainter=inpainter,
+                                   config=config, stages=stages, new_frames=n_out,
+                                   warned=warned)
+        del forward, backward, done
+      else:  # no output has holes: the next window fills the look-ahead's
+        stages.advance("complete", len(new) if track.window_wide else 0)
+        stages.advance("propagate", n_out)
     else:
-      out = clip
       pairs = None
       track.reset()
-      for s in ("flow", "complete", "propagate"):
-        stages.advance(s, len(new_f))
-    stages.advance("fill", len(new_f))
-    for f in out[n_ctx:]:
+      stages.advance("flow", len(new))
+      stages.advance("complete", len(new))
+      stages.advance("propagate", n_out)
+    stages.advance("fill", n_out)
+    for f in out[n_ctx:n_ctx + n_out]:
       yield f
     if ended:
       return
-    keep = min(overlap, len(out))
-    ctx_frames = list(out[len(out) - keep:]) if keep else []
-    if pairs is None or not keep:
-      ctx_pairs = None if keep else []
-      if not keep:
-        track.reset()
-    else:
-      ctx_pairs = pairs[len(pairs) - (keep - 1):] if keep > 1 else []
-    pending = read()
-    if pending is None:
-      return
+    s = n_ctx + n_out - min(overlap, n_ctx + n_out)  # the first frame held over
+    ctx = [f.copy() for f in out[s:n_ctx + n_out]]  # copies: `out` is freed below
+    ctx_unseen = [m.copy() for m in unseen[s:n_ctx + n_out]]
+    ahead = raw[n_out:]
+    pairs_kept = None if pairs is None else pairs[s:]
+    del out, clip, holes, unseen
 
 
 def make_flow_completer(name: str = "laplacian") -> FlowCompleter:

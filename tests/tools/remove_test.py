@@ -52,7 +52,7 @@ def test_folders_in_and_out_exact_outside_masks(tmp_path, clip):
   _save_masks(tmp_path / "masks", clip.masks)
   assert remove.main(["--video", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
                       "--output", str(tmp_path / "out"), "--quiet",
-                      "--max-frames-in-memory", "5"]) == 0
+                      "--max-frames-in-memory", "5", "--window-overlap", "2"]) == 0
   names = vio.list_images(str(tmp_path / "out"))
   assert [os.path.basename(n) for n in names] == [f"{i}.png" for i in range(8)]
   out = np.stack([vio.read_image(n) for n in names])
@@ -143,6 +143,10 @@ def test_bad_inputs_give_one_clear_error(tmp_path, clip):
   Image.fromarray(np.full((64, 96), 255, np.uint8)).save(tmp_path / "all.png")
   _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "all.png",
                          "--output", tmp_path / "linked.mp4"), "is the input")
+  _assert_user_error(run("--video", tmp_path / "in.mp4", "--masks", tmp_path / "all.png",
+                         "--output", tmp_path / "o.mp4", "--max-frames-in-memory", "5",
+                         "--window-overlap", "3"), "--window-overlap", "between 0 and 2")
+  assert not os.path.exists(tmp_path / "o.mp4")
 
 
 def _write_vfr(path, frames, times_ms):

@@ -41,10 +41,22 @@ def test_empty_masks_return_the_input(parts, clip):
 
 
 def test_windows():
-  assert pipeline.windows(10, None, 2) == [(0, 10)]
-  assert pipeline.windows(10, 4, 1) == [(0, 4), (3, 7), (6, 10)]
-  with pytest.raises(ValueError):
-    pipeline.windows(10, 4, 4)
+  assert pipeline.windows(10, None, 2) == [(0, 0, 10, 10)]
+  assert pipeline.windows(10, 12, 2) == [(0, 0, 10, 10)]
+  # (start, out_start, out_end, end): one frame of context each side of the outputs.
+  assert pipeline.windows(10, 4, 1) == [(0, 0, 3, 4), (2, 3, 5, 6), (4, 5, 7, 8),
+                                        (6, 7, 10, 10)]
+  assert pipeline.windows(10, 4, 0) == [(0, 0, 4, 4), (4, 4, 8, 8), (8, 8, 10, 10)]
+  for n, held, overlap in ((48, 16, 4), (100, 77, 19), (7, 5, 2)):
+    plan = pipeline.windows(n, held, overlap)
+    assert [w[1] for w in plan[1:]] == [w[2] for w in plan[:-1]]  # outputs tile the clip
+    assert plan[0][1] == 0 and plan[-1][2] == plan[-1][3] == n
+    for start, out_start, out_end, end in plan:
+      assert end - start <= held and out_end > out_start
+      assert out_start - start == min(overlap, out_start)  # context before
+      assert end - out_end == (overlap if end < n else 0)  # context after
+  with pytest.raises(ValueError, match="overlap below 2"):
+    pipeline.windows(10, 4, 2)
 
 
 def test_stream_in_windows_has_no_seam(parts, clip):
@@ -56,11 +68,13 @@ def test_stream_in_windows_has_no_seam(parts, clip):
   assert out.shape == clip.frames.shape
   np.testing.assert_array_equal(out[~clip.masks], clip.frames[~clip.masks])
   assert stages.frames["write"] == 0 and stages.frames["read"] == len(clip.frames)
-  # Across a window boundary (frames 3|4 and 6|7) the hole changes no more than inside one.
+  # Windows output frames [0, 3), [3, 5), [5, 8): across a boundary (frames 2|3 and 4|5) the
+  # hole changes no more than inside a window.
+  assert [w[1:3] for w in pipeline.windows(len(clip.frames), 4, 1)] == [(0, 3), (3, 5), (5, 8)]
   diffs = [np.abs(out[t + 1].astype(float) - out[t])[clip.masks[t] & clip.masks[t + 1]].mean()
            for t in range(len(out) - 1)]
-  inside = np.mean([diffs[t] for t in (0, 1, 4)])
-  assert max(diffs[3], diffs[6]) < 2 * inside + 10
+  inside = np.mean([diffs[t] for t in (0, 1, 3, 5, 6)])
+  assert max(diffs[2], diffs[4]) < 2 * inside + 10
 
 
 def test_static_scene_warns_little_motion(parts, capsys):
