@@ -19,7 +19,7 @@
 # git directory of it, such as the `fetch` tool's /work/.mirror/nipponjo+deepfillv2-pytorch/repo
 # (the default when it exists). Knobs: SKIP_WHEELS=1 (keep .whl), SKIP_PACK=1 (keep .pack),
 # PACK_DEB=file.deb (use this .deb instead of `apt-get download`), PACK_MAX_MIB (default 40).
-# Never installs the package, and never uses opencv-doc, opencv-data or mate-backgrounds.
+# Never installs the package; only plasma-workspace-wallpapers is accepted as the pack's source.
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 cd "$ROOT"
@@ -110,9 +110,9 @@ if [ "${SKIP_PACK:-0}" != 1 ] || [ ! -d .pack/images ]; then
     (cd "$TMP" && apt-get download plasma-workspace-wallpapers 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
   fi
   DEB=$(ls "$TMP"/*.deb | head -1)
-  case "$(basename "$DEB")" in
-    opencv-doc*|opencv-data*|mate-backgrounds*) echo "refused: $(basename "$DEB") is held out"; exit 1 ;;
-  esac
+  PKG=$(dpkg-deb -f "$DEB" Package)
+  [ "$PKG" = plasma-workspace-wallpapers ] \
+    || { echo "refused: $(basename "$DEB") is package $PKG, not plasma-workspace-wallpapers"; exit 1; }
   dpkg -x "$DEB" "$TMP/x"
   SRC_LINE="$(dpkg-deb -f "$DEB" Package) $(dpkg-deb -f "$DEB" Version) (Debian package, $(basename "$DEB"), sha256 $(sha256sum "$DEB" | cut -c1-16)...; license GPL-2+, KDE Visual Design Group)"
   rm -rf .pack
