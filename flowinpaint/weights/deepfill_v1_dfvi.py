@@ -41,10 +41,9 @@ import os
 import sys
 from typing import Any, Mapping
 
-import numpy as np
 
 from flowinpaint.weights.deepfill_v1_tf import _COLOUR_IN, _COLOUR_OUT, CNUM
-from flowinpaint.weights.deepfill_v2_torch import mismatch_summary
+from flowinpaint.weights.deepfill_v2_torch import mismatch_summary, torch_tensor_as_flax
 
 VARIANTS = {"port": "grid_bilinear", "v1.1": "stride"}
 
@@ -125,17 +124,7 @@ def convert_generator(sd: Mapping[str, Any], *, bgr_to_rgb: bool = True) -> dict
                           + mismatch_summary(missing, unexpected) + " tensor names")
   params: dict[str, Any] = {}
   for name, ((module, layer, leaf), shape) in expected.items():
-    value = np.asarray(sd[name])
-    want = (shape[3], shape[2], shape[0], shape[1]) if len(shape) == 4 else shape
-    if value.shape != want:
-      raise ConversionError(f"{name} has shape {value.shape}, expected {want}")
-    if not np.issubdtype(value.dtype, np.floating):
-      raise ConversionError(f"{name} has dtype {value.dtype}, expected floating point")
-    value = value.astype(np.float32)
-    if not np.all(np.isfinite(value)):
-      raise ConversionError(f"{name} holds NaN or infinite values")
-    if value.ndim == 4:
-      value = np.ascontiguousarray(value.transpose(2, 3, 1, 0))  # -> [kh, kw, in, out]
+    value = torch_tensor_as_flax(name, sd[name], shape, ConversionError)
     if bgr_to_rgb and leaf == "kernel" and layer in _COLOUR_IN:
       value = value.copy()
       value[:, :, 0:3] = value[:, :, 2::-1]

@@ -126,6 +126,26 @@ def _some(names: list[str], n: int = 3) -> str:
   return ', '.join(names[:n]) + (', ...' if len(names) > n else '')
 
 
+def torch_tensor_as_flax(name: str, value: Any, flax_shape: tuple[int, ...],
+                         error: type[Exception] = ConversionError) -> np.ndarray:
+  """A state-dict tensor as a float32 Flax array of `flax_shape`, or `error` saying what is wrong.
+
+  The shape is checked in PyTorch's layout (a 4-d conv weight [out, in, kh, kw] becomes Flax's
+  [kh, kw, in, out]); the tensor must be floating point and finite.
+  """
+  value = np.asarray(value)
+  want = (flax_shape[3], flax_shape[2], flax_shape[0], flax_shape[1]) if len(
+      flax_shape) == 4 else tuple(flax_shape)
+  if value.shape != want:
+    raise error(f"{name} has shape {value.shape}, expected {want}")
+  if not np.issubdtype(value.dtype, np.floating):
+    raise error(f"{name} has dtype {value.dtype}, expected floating point")
+  value = value.astype(np.float32)
+  if not np.all(np.isfinite(value)):
+    raise error(f"{name} holds NaN or infinite values")
+  return np.ascontiguousarray(value.transpose(2, 3, 1, 0)) if value.ndim == 4 else value
+
+
 def mismatch_summary(missing: list[str], unexpected: list[str]) -> str:
   """'2 missing (a, b); 1 unexpected (c)': the first few names of each kind."""
   parts = []

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flowinpaint.weights.deepfill_v2_torch import mismatch_summary
+from flowinpaint.weights.deepfill_v2_torch import mismatch_summary, torch_tensor_as_flax
 
 
 class ConversionError(ValueError):
@@ -137,18 +137,7 @@ def convert_state_dict(sd: Mapping[str, Any]) -> tuple[tuple[int, int, int], dic
                           + mismatch_summary(missing, unexpected) + " tensor names")
   out: dict[str, Any] = {}
   for name, path in expected.items():
-    value = np.asarray(sd[name])
-    shape = shapes[path]
-    torch_shape = (shape[3], shape[2], shape[0], shape[1]) if len(shape) == 4 else shape
-    if value.shape != torch_shape:
-      raise ConversionError(f"{name} has shape {value.shape}, expected {torch_shape}")
-    if not np.issubdtype(value.dtype, np.floating):
-      raise ConversionError(f"{name} has dtype {value.dtype}, expected floating point")
-    value = value.astype(np.float32)
-    if not np.all(np.isfinite(value)):
-      raise ConversionError(f"{name} holds NaN or infinite values")
-    if value.ndim == 4:
-      value = np.ascontiguousarray(value.transpose(2, 3, 1, 0))
+    value = torch_tensor_as_flax(name, sd[name], shapes[path], ConversionError)
     node = out
     for key in path[:-1]:
       node = node.setdefault(key, {})
