@@ -18,12 +18,14 @@ allocated device memory (GPU only). Rows are JSON lines, appended as they are me
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from port_speed import write_row  # noqa: E402  (the kit's one row printer)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
@@ -41,18 +43,6 @@ def chunk_for(size: int, score_elements: int) -> int | None:
   if n * n <= score_elements:
     return None
   return max(score_elements // n - 2 * fh, fh)
-
-
-def _write(path: str | None, row: dict) -> None:
-  """Appends the row to `path`; prints one short line (the call returns only its output's end)."""
-  what = row.get("event") or row.get("status") or ("ok" if "ms" in row else row.get("error"))
-  print(f"{row.get('impl', '')} {row.get('workload', row.get('size'))} {row.get('dtype')}: {what}"
-        + (f", {row['ms']:.2f} ms" if "ms" in row else "")
-        + (f", first call {row['first_call_s']:.1f} s" if "first_call_s" in row else "")
-        + (f", peak {row['peak_mib']:.0f} MiB" if row.get("peak_mib") else ""), flush=True)
-  if path:
-    with open(path, "a") as f:
-      f.write(json.dumps(row) + "\n")
 
 
 def main(argv=None) -> int:
@@ -85,7 +75,7 @@ def main(argv=None) -> int:
       chunk = chunk_for(size, int(args.score_elements))
       row = {"size": size, "batch": 1, "dtype": dtype, "workload": f"infer {size}x{size} batch 1",
              "ca_chunk_size": chunk, **info}
-      _write(args.jsonl, {"event": "start", **row})
+      write_row(args.jsonl, {"event": "start", **row})
       gen = DeepFillV2Generator(cnum=args.cnum, ca_chunk_size=chunk, dtype=jnp.dtype(dtype))
       try:
         if params is None:  # Parameters do not depend on the size: made once, at 64 px.
@@ -119,7 +109,7 @@ def main(argv=None) -> int:
                    "out of memory" in text.lower() else "error", error=text[:300])
         failed += row["status"] == "error"
       row["peak_mib"] = device_peak_mib()
-      _write(args.jsonl, row)
+      write_row(args.jsonl, row)
   return 1 if failed else 0
 
 

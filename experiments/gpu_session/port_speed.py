@@ -38,7 +38,7 @@ import sys
 import time
 
 
-def _write(path: str | None, row: dict) -> None:
+def write_row(path: str | None, row: dict) -> None:
   """Appends the row to `path`; prints one short line (the call returns only its output's end)."""
   what = row.get("event") or row.get("status") or ("ok" if "ms" in row else row.get("error"))
   print(f"{row.get('impl', '')} {row.get('workload', row.get('size'))} {row.get('dtype')}: {what}"
@@ -225,10 +225,10 @@ def main(argv=None) -> int:
   if args.highres:
     for size in (int(s) for s in args.highres.split(",")):
       for dtype in dtypes:
-        _write(args.jsonl, {"event": "start", "size": size, "dtype": dtype, **info})
+        write_row(args.jsonl, {"event": "start", "size": size, "dtype": dtype, **info})
         row = {"size": size, "batch": 1, "dtype": dtype, "workload": f"infer {size}x{size} "
                "batch 1", **info}
-        first = lambda s, size=size, dtype=dtype: _write(args.jsonl, {
+        first = lambda s, size=size, dtype=dtype: write_row(args.jsonl, {
             "event": "first_call", "size": size, "dtype": dtype, "first_call_s": s, **info})
         try:
           row.update(measure(port, "infer", size, 1, dtype, iters=3, warmup=0,
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
         if device.type == "cuda":
           row["peak_mib"] = row.get("peak_mib") or torch.cuda.max_memory_allocated() / 2**20
           torch.cuda.empty_cache()
-        _write(args.jsonl, row)
+        write_row(args.jsonl, row)
     return 1 if failed else 0
   for dtype in dtypes:  # Every row of the first dtype first (bf16: what the targets are for).
     for kind, size, batch in _parse_workloads(args.workloads):
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
         failed += 1
         if device.type == "cuda":
           torch.cuda.empty_cache()
-      _write(args.jsonl, row)
+      write_row(args.jsonl, row)
   return 1 if failed else 0
 
 
