@@ -35,8 +35,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from flowinpaint.weights.deepfill_v2_tf import _OPTIMIZER_SLOTS, _float32, _set
-from flowinpaint.weights.deepfill_v2_torch import ConversionError, _some, mismatch_summary
+from flowinpaint.weights.deepfill_v2_tf import _OPTIMIZER_SLOTS, _set
+from flowinpaint.weights.deepfill_v2_torch import (ConversionError, _some, float32_tensor,
+                                                  mismatch_summary)
 
 G_SCOPE = 'inpaint_net'
 D_SCOPE = 'discriminator'
@@ -116,7 +117,7 @@ def _convert(variables, expected: dict[str, tuple[tuple[str, ...], tuple[int, ..
              colour_in, colour_out, bgr_to_rgb: bool) -> dict[str, Any]:
   params: dict[str, Any] = {}
   for name, (path, shape) in expected.items():
-    value = _float32(name, variables[name])
+    value = float32_tensor(name, variables[name])
     if value.shape != shape:
       raise ConversionError(f'{name} has shape {value.shape}, expected {shape}')
     layer, leaf = path[-2], path[-1]

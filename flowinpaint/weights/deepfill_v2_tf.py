@@ -31,7 +31,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from flowinpaint.weights.deepfill_v2_torch import (CNUM, ConversionError, _flax_shapes, _some,
-                                                  mismatch_summary)
+                                                  float32_tensor, mismatch_summary)
 
 G_SCOPE = 'inpaint_net'
 D_SCOPE = 'discriminator/sn_patch_gan'
@@ -63,16 +63,6 @@ def is_weight(name: str) -> bool:
   """Whether a checkpoint variable is a model weight (not an optimiser slot or counter)."""
   return (name.startswith((G_SCOPE + '/', D_SCOPE + '/')) and
           name.rsplit('/', 1)[-1] not in _OPTIMIZER_SLOTS)
-
-
-def _float32(name: str, value: Any) -> np.ndarray:
-  value = np.asarray(value)
-  if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == 'bfloat16'):
-    raise ConversionError(f'{name} has dtype {value.dtype}, expected floating point')
-  value = value.astype(np.float32)
-  if not np.all(np.isfinite(value)):
-    raise ConversionError(f'{name} holds NaN or infinite values')
-  return value
 
 
 def _check_names(scope: str, variables: Mapping[str, Any], expected: list[str],
@@ -116,7 +106,7 @@ def convert_generator(variables: Mapping[str, Any], *, cnum: int = CNUM,
   _check_names(G_SCOPE, variables, list(expected), 'generator (inpaint_net/)')
   params: dict[str, Any] = {}
   for name, path in expected.items():
-    value = _float32(name, variables[name])
+    value = float32_tensor(name, variables[name])
     if value.shape != shapes[path]:
       raise ConversionError(f'{name} has shape {value.shape}, expected {shapes[path]}')
     if bgr_to_rgb:
@@ -178,7 +168,7 @@ def convert_discriminator(variables: Mapping[str, Any], *, d_cnum: int = D_CNUM,
   out: dict[str, Any] = {'params': {}, 'batch_stats': {}}
   for collection, path in wanted:
     name = _d_tf_name(path)
-    value = _float32(name, variables[name])
+    value = float32_tensor(name, variables[name])
     if value.shape != shapes[collection][path]:
       raise ConversionError(f'{name} has shape {value.shape}, expected '
                             f'{shapes[collection][path]}')

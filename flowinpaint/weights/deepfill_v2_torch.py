@@ -126,6 +126,18 @@ def _some(names: list[str], n: int = 3) -> str:
   return ', '.join(names[:n]) + (', ...' if len(names) > n else '')
 
 
+def float32_tensor(name: str, value: Any, error: type[Exception] = ConversionError
+                   ) -> np.ndarray:
+  """A checkpoint tensor (any float dtype, bfloat16 included) as finite float32, else `error`."""
+  value = np.asarray(value)
+  if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == 'bfloat16'):
+    raise error(f'{name} has dtype {value.dtype}, expected floating point')
+  value = value.astype(np.float32)
+  if not np.all(np.isfinite(value)):
+    raise error(f'{name} holds NaN or infinite values')
+  return value
+
+
 def torch_tensor_as_flax(name: str, value: Any, flax_shape: tuple[int, ...],
                          error: type[Exception] = ConversionError) -> np.ndarray:
   """A state-dict tensor as a float32 Flax array of `flax_shape`, or `error` saying what is wrong.

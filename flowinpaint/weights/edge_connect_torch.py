@@ -28,12 +28,17 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from flowinpaint.weights.deepfill_v2_torch import float32_tensor
+
 GENERATOR_FILES = {"edge": "EdgeModel_gen.pth", "inpaint": "InpaintingModel_gen.pth"}
 DISCRIMINATOR_FILES = {"edge": "EdgeModel_dis.pth", "inpaint": "InpaintingModel_dis.pth"}
 
 
 class ConversionError(ValueError):
   """The state dict does not fit the network (the message is one line for the user)."""
+
+
+_f32 = functools.partial(float32_tensor, error=ConversionError)
 
 
 def generator_modules(n_res: int) -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -93,16 +98,6 @@ def _kernel(weight: np.ndarray, transpose: bool) -> np.ndarray:
   return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
 
 
-def _float(name: str, value: Any) -> np.ndarray:
-  value = np.asarray(value)
-  if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
-    raise ConversionError(f"{name} has dtype {value.dtype}, expected floating point")
-  value = value.astype(np.float32)
-  if not np.all(np.isfinite(value)):
-    raise ConversionError(f"{name} holds NaN or infinite values")
-  return value
-
-
 def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
   for key in path[:-1]:
     tree = tree.setdefault(key, {})
@@ -129,7 +124,7 @@ def convert_network(sd: Mapping[str, Any], modules: dict[str, tuple[tuple[str, .
       if absent:
         raise ConversionError(f"{absent[0]} is missing (spectral norm needs weight_orig, "
                               "weight_u and weight_v; files of torch < 1.0 lack weight_v)")
-      weight, u, v = (_float(n, sd[n]) for n in leaves)
+      weight, u, v = (_f32(n, sd[n]) for n in leaves)
       if weight.ndim != 4:
         raise ConversionError(f"{leaves[0]} has shape {weight.shape}, expected a conv weight")
       rows, cols = _matrix(weight, transpose).shape
@@ -146,7 +141,7 @@ def convert_network(sd: Mapping[str, Any], modules: dict[str, tuple[tuple[str, .
         _set(stats, path + ("spectral_norm", "conv/kernel/u"), u[None])
         _set(stats, path + ("spectral_norm", "conv/kernel/sigma"), np.float32(sigma))
     elif name("weight") in sd:
-      weight = _float(name("weight"), sd[name("weight")])
+      weight = _f32(name("weight"), sd[name("weight")])
       if weight.ndim != 4:
         raise ConversionError(f"{name('weight')} has shape {weight.shape}, expected a conv "
                               "weight")
@@ -156,7 +151,7 @@ def convert_network(sd: Mapping[str, Any], modules: dict[str, tuple[tuple[str, .
       continue
     _set(params, path + ("conv", "kernel"), _kernel(weight, transpose))
     if name("bias") in sd:
-      _set(params, path + ("conv", "bias"), _float(name("bias"), sd[name("bias")]))
+      _set(params, path + ("conv", "bias"), _f32(name("bias"), sd[name("bias")]))
       used.add(name("bias"))
   unexpected = sorted(k for k in sd if k not in used and not k.startswith(ignore_prefixes))
   if missing or unexpected:
