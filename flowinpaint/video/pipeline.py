@@ -55,6 +55,11 @@ class RemovalConfig:
       flow around it.
     drop_inconsistent_flow: also complete the flow where the raw forward and backward flows
       disagree (occlusions, the object's wake).
+    pair_holes: complete both flows of a pair where either frame has a hole (on the same grid
+      position, holes dilated), not only where the flow's own frame has one: the flow towards
+      a hole was matched against the pre-filled guess there, so a background that a leaving
+      object uncovers would fail the consistency check and never be copied back into the
+      frames it covered.
     max_rounds: propagate / keyframe-fill rounds; whatever is left after them is filled frame by
       frame with the image inpainter.
     alpha, beta, temperature: see `propagation.propagate`.
@@ -72,6 +77,7 @@ class RemovalConfig:
   flow_mask_dilation: int | None = None
   prefill_for_flow: bool = True
   drop_inconsistent_flow: bool = True
+  pair_holes: bool = True
   max_rounds: int = 8
   alpha: float = 0.01
   beta: float = 0.5
@@ -88,7 +94,7 @@ class RemovalConfig:
     frames as they are, the flow's holes are the masks, its propagation and key frames, rounds
     until no hole is left."""
     return cls(flow_size=None, flow_mask_dilation=0, prefill_for_flow=False,
-               drop_inconsistent_flow=False, max_rounds=1_000_000, propagation="dfvi",
+               drop_inconsistent_flow=False, pair_holes=False, max_rounds=1_000_000, propagation="dfvi",
                th_warp=th_warp, keyframes="dfvi")
 
 
@@ -262,6 +268,9 @@ class _FlowTrack:
     forward, backward = np.asarray(forward, np.float32), np.asarray(backward, np.float32)
     holes_f = np.stack([x[1] for x in seq[:-1]])
     holes_b = np.stack([x[1] for x in seq[1:]])
+    if self.config.pair_holes:  # see RemovalConfig.pair_holes
+      holes_f = holes_f | holes_b
+      holes_b = holes_f.copy()
     if self.config.drop_inconsistent_flow:
       for i in range(len(forward)):
         holes_f[i] |= inconsistent(forward[i], backward[i], alpha=self.config.alpha,

@@ -86,3 +86,27 @@ def test_static_scene_warns_little_motion(parts, capsys):
                              inpainter=inp)
   assert "little motion" in capsys.readouterr().err
   np.testing.assert_array_equal(out[~masks], frames[~masks])
+
+
+@pytest.mark.parametrize("pair_holes", [True, False])
+def test_background_an_object_leaves_is_copied_back(parts, pair_holes):
+  """Static camera; an object covers a box for frames 0-4, then leaves: frames 5-9 show the
+  background, which propagation must copy back into frames 0-4 exactly (not leave it to the
+  image inpainter). Without pair_holes the uncovered frame's raw flow, matched against the
+  pre-filled guess of frame 4, fails the consistency check in part of the box."""
+  fe, fc, inp = parts
+  background = make_clip("astronaut", 1, 64, 96, num_objects=0).frames[0]
+  frames = np.repeat(background[None], 10, 0)
+  masks = np.zeros((10, 64, 96), bool)
+  masks[:5, 20:44, 30:60] = True
+  frames[masks] = (255, 0, 255)
+  config = pipeline.RemovalConfig(pair_holes=pair_holes)
+  out = pipeline.remove_clip(frames, masks, flow_estimator=fe, flow_completer=fc,
+                             inpainter=inp, config=config)
+  err = np.abs(out.astype(float) - background.astype(float))[masks].mean()
+  # Measured 3.3 (sub-pixel flow near the box blurs a little) against 25.1 without pair_holes
+  # (the old behaviour, kept for the DFVI preset: a third of the box is made up by Telea).
+  if pair_holes:
+    assert err < 6.0
+  else:
+    assert err > 15.0
