@@ -105,7 +105,9 @@ class LaplacianFlowCompleter:
   """Classical flow completion: smooth Laplacian fill from the hole boundary, on device.
 
   Args:
-    levels: coarse-to-fine levels (each halves the size) used to start the solver.
+    levels: coarse-to-fine levels (each halves the size) used to start the solver; None: as
+      many as bring the shorter side to at most `COARSEST` pixels (2 for the pipeline's 240-px
+      flows). More levels cost compilation time (seconds on a CPU) and save no iterations.
     iterations: CG iterations at each finer level (the coarse start makes few enough).
     coarse_iterations: CG iterations at the coarsest level.
     tol: relative residual at which CG stops early.
@@ -114,19 +116,23 @@ class LaplacianFlowCompleter:
       faster: a batch runs each level's CG until its slowest flow has converged.
   """
 
-  def __init__(self, *, levels: int = 3, iterations: int = 100, coarse_iterations: int = 1000,
-               tol: float = 1e-4, batch_size: int = 2):
-    self.kwargs = dict(levels=levels, iterations=iterations,
-                       coarse_iterations=coarse_iterations, tol=tol)
+  COARSEST = 64
+
+  def __init__(self, *, levels: int | None = None, iterations: int = 100,
+               coarse_iterations: int = 1000, tol: float = 1e-4, batch_size: int = 2):
+    self.levels = levels
+    self.kwargs = dict(iterations=iterations, coarse_iterations=coarse_iterations, tol=tol)
     self.batch_size = batch_size
     self._programs: dict[tuple[int, int], concurrent.futures.Future] = {}
     self._lock = threading.Lock()
 
   def _compile(self, height: int, width: int):
-    k = self.batch_size
+    k, levels = self.batch_size, self.levels
+    if levels is None:
+      levels = max(int(np.ceil(np.log2(min(height, width) / self.COARSEST))), 0)
     return laplacian_fill.lower(jax.ShapeDtypeStruct((k, height, width, 2), jnp.float32),
                                 jax.ShapeDtypeStruct((k, height, width), jnp.bool_),
-                                **self.kwargs).compile()
+                                levels=levels, **self.kwargs).compile()
 
   def prepare(self, height: int, width: int) -> None:
     """Starts compiling the program for [H,W] flows in a thread (compilation takes seconds on
