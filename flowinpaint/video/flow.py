@@ -29,6 +29,8 @@ def _grey(frames: np.ndarray) -> list[np.ndarray]:
 class _PairwiseFlow:
   """Runs a two-frame OpenCV estimator on every neighbouring pair, both directions."""
 
+  incremental = True  # a few pairs per call cost what they cost in one call (pipeline._FlowTrack)
+
   def __init__(self, progress: Callable[[int], None] | None = None):
     self.progress = progress
 

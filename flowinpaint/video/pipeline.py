@@ -290,9 +290,11 @@ class _FlowTrack:
     """Flows of the pairs the frames make with the last one added and with each other;
     `new_frames`: how many of them count as new for progress (default all).
 
-    The pairs go `CHUNK` at a time: while a thread completes a chunk's flows (JAX and OpenCV
-    release the GIL), the next chunk's flows are estimated on the other core. The 'complete'
-    stage's time is what is left to wait for after the last chunk's flows.
+    With an estimator that runs pair by pair anyway (`incremental`, the OpenCV ones), the pairs
+    go `CHUNK` at a time: while a thread completes a chunk's flows (JAX and OpenCV release the
+    GIL), the next chunk's flows are estimated on the other core. A learned estimator gets all
+    the pairs at once (its batches stay full). The 'complete' stage's time is what is left to
+    wait for after the last flows.
     """
     count = len(frames) if new_frames is None else new_frames
     self.stages.start("flow")
@@ -300,10 +302,11 @@ class _FlowTrack:
     pairs, futures = [], []
     pool = (None if self.window_wide else
             concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flow-completion"))
+    chunk = self.CHUNK if getattr(self.estimator, "incremental", False) else len(frames)
     try:
       for i, (frame, mask) in enumerate(zip(frames, masks)):
         seq.append(self._flow_input(frame, mask))
-        if len(seq) == self.CHUNK + 1 or (i == len(frames) - 1 and len(seq) > 1):
+        if len(seq) == chunk + 1 or (i == len(frames) - 1 and len(seq) > 1):
           raw = self._estimate(seq)
           if pool is None:
             pairs.extend(zip(*raw))
