@@ -94,8 +94,8 @@ class RemovalConfig:
     frames as they are, the flow's holes are the masks, its propagation and key frames, rounds
     until no hole is left."""
     return cls(flow_size=None, flow_mask_dilation=0, prefill_for_flow=False,
-               drop_inconsistent_flow=False, pair_holes=False, max_rounds=1_000_000, propagation="dfvi",
-               th_warp=th_warp, keyframes="dfvi")
+               drop_inconsistent_flow=False, pair_holes=False, max_rounds=1_000_000,
+               propagation="dfvi", th_warp=th_warp, keyframes="dfvi")
 
 
 class Stages:
