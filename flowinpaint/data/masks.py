@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 
 import cv2
 import numpy as np
-from skimage import morphology
 
 __all__ = [
     'MASK_KINDS',
@@ -321,6 +320,13 @@ def from_valid_mask(mask: np.ndarray) -> np.ndarray:
   return (1 - m).astype(np.float32)
 
 
+def disk(radius: int) -> np.ndarray:
+  """uint8 [2r+1, 2r+1]: 1 where x^2 + y^2 <= r^2 (skimage.morphology.disk's, without importing
+  scikit-image, which takes ~0.4 s)."""
+  r = np.arange(-radius, radius + 1)
+  return (r[:, None] ** 2 + r[None, :] ** 2 <= radius ** 2).astype(np.uint8)
+
+
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
   """Grows the holes by a disc of radius `pixels` (shrinks them when negative).
 
@@ -335,7 +341,7 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     raise ValueError(f'mask must be [H, W] or [..., H, W, 1], got shape {m.shape}')
   planes = (planes > 0.5).astype(np.uint8)
   if pixels != 0:
-    kernel = morphology.disk(abs(int(pixels))).astype(np.uint8)
+    kernel = disk(abs(int(pixels)))
     if pixels > 0:
       # Outside the image counts as valid, so dilation adds nothing from beyond the border.
       planes = np.stack([

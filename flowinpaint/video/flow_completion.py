@@ -9,7 +9,9 @@ holes converge in a few hundred iterations instead of the tens of thousands Jaco
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import threading
 from typing import Protocol
 
 import jax
@@ -103,19 +105,47 @@ class LaplacianFlowCompleter:
   """Classical flow completion: smooth Laplacian fill from the hole boundary, on device.
 
   Args:
-    levels: coarse-to-fine levels (each halves the size) used to start the solver.
+    levels: coarse-to-fine levels (each halves the size) used to start the solver; None: as
+      many as bring the shorter side to at most `COARSEST` pixels (2 for the pipeline's 240-px
+      flows). More levels cost compilation time (seconds on a CPU) and save no iterations.
     iterations: CG iterations at each finer level (the coarse start makes few enough).
     coarse_iterations: CG iterations at the coarsest level.
     tol: relative residual at which CG stops early.
     batch_size: flows are completed this many at a time (the last batch padded with empty
-      holes), so that any number of flows compiles one program per flow size.
+      holes), so that any number of flows compiles one program per flow size. Small batches are
+      faster: a batch runs each level's CG until its slowest flow has converged.
   """
 
-  def __init__(self, *, levels: int = 3, iterations: int = 100, coarse_iterations: int = 1000,
-               tol: float = 1e-4, batch_size: int = 8):
-    self.kwargs = dict(levels=levels, iterations=iterations,
-                       coarse_iterations=coarse_iterations, tol=tol)
+  COARSEST = 64
+
+  def __init__(self, *, levels: int | None = None, iterations: int = 100,
+               coarse_iterations: int = 1000, tol: float = 1e-4, batch_size: int = 2):
+    self.levels = levels
+    self.kwargs = dict(iterations=iterations, coarse_iterations=coarse_iterations, tol=tol)
     self.batch_size = batch_size
+    self._programs: dict[tuple[int, int], concurrent.futures.Future] = {}
+    self._lock = threading.Lock()
+
+  def _compile(self, height: int, width: int):
+    k, levels = self.batch_size, self.levels
+    if levels is None:
+      levels = max(int(np.ceil(np.log2(min(height, width) / self.COARSEST))), 0)
+    return laplacian_fill.lower(jax.ShapeDtypeStruct((k, height, width, 2), jnp.float32),
+                                jax.ShapeDtypeStruct((k, height, width), jnp.bool_),
+                                levels=levels, **self.kwargs).compile()
+
+  def prepare(self, height: int, width: int) -> None:
+    """Starts compiling the program for [H,W] flows in a thread (compilation takes seconds on
+    a CPU: the caller estimates flows meanwhile); `__call__` waits for it."""
+    with self._lock:
+      if (height, width) not in self._programs:
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flow-completion")
+        self._programs[height, width] = pool.submit(self._compile, height, width)
+        pool.shutdown(wait=False)
+
+  def _program(self, height: int, width: int):
+    self.prepare(height, width)
+    return self._programs[height, width].result()
 
   def __call__(self, flows, masks) -> jax.Array:
     flows, masks = np.asarray(flows, np.float32), np.asarray(masks, bool)
@@ -124,13 +154,18 @@ class LaplacianFlowCompleter:
                        f"{masks.shape}")
     out = flows.copy()
     todo = np.flatnonzero(masks.reshape(len(masks), -1).any(1))  # an empty hole: as it is
+    if not len(todo):
+      return jnp.asarray(out)
+    fill = self._program(*flows.shape[1:3])
     k = self.batch_size
-    for start in range(0, len(todo), k):
+    done = []
+    for start in range(0, len(todo), k):  # dispatched asynchronously, gathered below
       idx = todo[start:start + k]
       f, m = flows[idx], masks[idx]
       if len(idx) < k:
         f = np.concatenate([f, np.zeros((k - len(idx),) + f.shape[1:], f.dtype)])
         m = np.concatenate([m, np.zeros((k - len(idx),) + m.shape[1:], bool)])
-      out[idx] = np.asarray(laplacian_fill(jnp.asarray(f), jnp.asarray(m),
-                                           **self.kwargs))[:len(idx)]
+      done.append((idx, fill(jnp.asarray(f), jnp.asarray(m))))
+    for idx, x in done:
+      out[idx] = np.asarray(x)[:len(idx)]
     return jnp.asarray(out)

@@ -33,8 +33,8 @@ def _load(path: str, model: str):
 
 def _in_chunks(run, variables, *arrays: np.ndarray, per_device: int) -> np.ndarray:
   """`run` (a train.sharding.BatchSharded) over chunks of `per_device` rows per device, on every
-  device (`per_device` in all on CPU devices: BatchSharded.capacity): numpy output of all rows. Every chunk has one shape (the last is padded with copies of
-  its last row): one compilation."""
+  device (`per_device` in all on CPU devices: BatchSharded.capacity): numpy output of all rows.
+  Every chunk has one shape (the last is padded with copies of its last row): one compilation."""
   n = len(arrays[0])
   chunk = min(n, run.capacity(per_device))
   out = []

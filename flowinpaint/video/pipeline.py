@@ -15,6 +15,7 @@ windows sized from a memory budget, so memory does not grow with the video's len
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import time
 from typing import Callable, Iterable, Iterator
@@ -54,6 +55,11 @@ class RemovalConfig:
       flow around it.
     drop_inconsistent_flow: also complete the flow where the raw forward and backward flows
       disagree (occlusions, the object's wake).
+    pair_holes: complete both flows of a pair where either frame has a hole (on the same grid
+      position, holes dilated), not only where the flow's own frame has one: the flow towards
+      a hole was matched against the pre-filled guess there, so a background that a leaving
+      object uncovers would fail the consistency check and never be copied back into the
+      frames it covered.
     max_rounds: propagate / keyframe-fill rounds; whatever is left after them is filled frame by
       frame with the image inpainter.
     alpha, beta, temperature: see `propagation.propagate`.
@@ -71,6 +77,7 @@ class RemovalConfig:
   flow_mask_dilation: int | None = None
   prefill_for_flow: bool = True
   drop_inconsistent_flow: bool = True
+  pair_holes: bool = True
   max_rounds: int = 8
   alpha: float = 0.01
   beta: float = 0.5
@@ -87,8 +94,8 @@ class RemovalConfig:
     frames as they are, the flow's holes are the masks, its propagation and key frames, rounds
     until no hole is left."""
     return cls(flow_size=None, flow_mask_dilation=0, prefill_for_flow=False,
-               drop_inconsistent_flow=False, max_rounds=1_000_000, propagation="dfvi",
-               th_warp=th_warp, keyframes="dfvi")
+               drop_inconsistent_flow=False, pair_holes=False, max_rounds=1_000_000,
+               propagation="dfvi", th_warp=th_warp, keyframes="dfvi")
 
 
 class Stages:
@@ -225,6 +232,8 @@ class _FlowTrack:
   (forward, backward, holes_f, holes_b), completed per window by `complete`.
   """
 
+  CHUNK = 4  # pairs estimated, then completed in a thread while the next ones are estimated
+
   def __init__(self, estimator: FlowEstimator, completer: FlowCompleter, config: RemovalConfig,
                height: int, width: int, stages: Stages):
     self.estimator, self.completer, self.config, self.stages = (estimator, completer, config,
@@ -238,6 +247,9 @@ class _FlowTrack:
     self.prefill_dilation = max(int(round(2 * scale)), 1)
     self.window_wide = hasattr(completer, "complete_both")
     self.last = None  # (flow input, dilated hole) of the last frame added
+    prepare = getattr(completer, "prepare", None)
+    if prepare is not None:  # e.g. compile in a thread while the first flows are estimated
+      prepare(*self.size)
 
   def reset(self) -> None:
     self.last = None
@@ -250,37 +262,69 @@ class _FlowTrack:
       small = cv2.inpaint(np.ascontiguousarray(small), fill, 3, cv2.INPAINT_TELEA)
     return small, dilate(hole, self.dilation)
 
-  def add(self, frames: list[np.ndarray], masks: list[np.ndarray],
-          new_frames: int | None = None) -> list[tuple]:
-    """Flows of the pairs the frames make with the last one added and with each other;
-    `new_frames`: how many of them count as new for progress (default all)."""
-    count = len(frames) if new_frames is None else new_frames
-    self.stages.start("flow")
-    seq = ([self.last] if self.last is not None else []) + [
-        self._flow_input(f, m) for f, m in zip(frames, masks)]
-    self.last = seq[-1]
-    if len(seq) < 2:
-      self.stages.stop("flow", count)
-      return []
+  def _estimate(self, seq: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """(forward, backward, holes_f, holes_b) of the pairs of `seq`'s neighbouring frames."""
     forward, backward = self.estimator(np.stack([x[0] for x in seq]))
     forward, backward = np.asarray(forward, np.float32), np.asarray(backward, np.float32)
     holes_f = np.stack([x[1] for x in seq[:-1]])
     holes_b = np.stack([x[1] for x in seq[1:]])
+    if self.config.pair_holes:  # see RemovalConfig.pair_holes
+      holes_f = holes_f | holes_b
+      holes_b = holes_f.copy()
     if self.config.drop_inconsistent_flow:
       for i in range(len(forward)):
         holes_f[i] |= inconsistent(forward[i], backward[i], alpha=self.config.alpha,
                                    beta=self.config.beta)
         holes_b[i] |= inconsistent(backward[i], forward[i], alpha=self.config.alpha,
                                    beta=self.config.beta)
-    self.stages.stop("flow", count)
-    if self.window_wide:
-      return list(zip(forward, backward, holes_f, holes_b))
-    self.stages.start("complete")
+    return forward, backward, holes_f, holes_b
+
+  def _complete_pairs(self, forward, backward, holes_f, holes_b) -> list[tuple]:
     n = len(forward)
     done = np.asarray(self.completer(np.concatenate([forward, backward]),
                                      np.concatenate([holes_f, holes_b])), np.float32)
-    self.stages.stop("complete", count)
     return list(zip(done[:n], done[n:]))
+
+  def add(self, frames: list[np.ndarray], masks: list[np.ndarray],
+          new_frames: int | None = None) -> list[tuple]:
+    """Flows of the pairs the frames make with the last one added and with each other;
+    `new_frames`: how many of them count as new for progress (default all).
+
+    With an estimator that runs pair by pair anyway (`incremental`, the OpenCV ones), the pairs
+    go `CHUNK` at a time: while a thread completes a chunk's flows (JAX and OpenCV release the
+    GIL), the next chunk's flows are estimated on the other core. A learned estimator gets all
+    the pairs at once (its batches stay full). The 'complete' stage's time is what is left to
+    wait for after the last flows.
+    """
+    count = len(frames) if new_frames is None else new_frames
+    self.stages.start("flow")
+    seq = [self.last] if self.last is not None else []
+    pairs, futures = [], []
+    pool = (None if self.window_wide else
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flow-completion"))
+    chunk = self.CHUNK if getattr(self.estimator, "incremental", False) else len(frames)
+    try:
+      for i, (frame, mask) in enumerate(zip(frames, masks)):
+        seq.append(self._flow_input(frame, mask))
+        if len(seq) == chunk + 1 or (i == len(frames) - 1 and len(seq) > 1):
+          raw = self._estimate(seq)
+          if pool is None:
+            pairs.extend(zip(*raw))
+          else:
+            futures.append(pool.submit(self._complete_pairs, *raw))
+          seq = seq[-1:]
+      self.last = seq[-1] if seq else None
+      self.stages.stop("flow", count)
+      if not futures:
+        return pairs
+      self.stages.start("complete")
+      for future in futures:
+        pairs.extend(future.result())
+      self.stages.stop("complete", count)
+      return pairs
+    finally:
+      if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
   def complete(self, pairs: list[tuple]) -> list[tuple]:
     """Completed (forward, backward) of a window's pairs, as `add` returned them."""

@@ -98,10 +98,7 @@ def convert_generator(state_dict: Mapping[str, Any], *, cnum: int = CNUM) -> dic
                           + mismatch_summary(missing, unexpected) + ' tensor names')
   params: dict[str, Any] = {}
   for name, path in expected.items():
-    value = np.asarray(state_dict[name])
-    if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == 'bfloat16'):
-      raise ConversionError(f'{name} has dtype {value.dtype}, expected floating point')
-    value = value.astype(np.float32)
+    value = float32_tensor(name, state_dict[name])
     if path[-1] == 'kernel':
       if value.ndim != 4:
         raise ConversionError(f'{name} has shape {value.shape}, expected a 4-d conv weight')
@@ -109,8 +106,6 @@ def convert_generator(state_dict: Mapping[str, Any], *, cnum: int = CNUM) -> dic
     if value.shape != shapes[path]:
       raise ConversionError(f'{name} has shape {_torch_shape(value, path)}, expected '
                             f'{_torch_shape(np.empty(shapes[path]), path)}')
-    if not np.all(np.isfinite(value)):
-      raise ConversionError(f'{name} holds NaN or infinite values')
     node = params
     for key in path[:-1]:
       node = node.setdefault(key, {})
@@ -150,11 +145,7 @@ def torch_tensor_as_flax(name: str, value: Any, flax_shape: tuple[int, ...],
       flax_shape) == 4 else tuple(flax_shape)
   if value.shape != want:
     raise error(f"{name} has shape {value.shape}, expected {want}")
-  if not np.issubdtype(value.dtype, np.floating):
-    raise error(f"{name} has dtype {value.dtype}, expected floating point")
-  value = value.astype(np.float32)
-  if not np.all(np.isfinite(value)):
-    raise error(f"{name} holds NaN or infinite values")
+  value = float32_tensor(name, value, error)
   return np.ascontiguousarray(value.transpose(2, 3, 1, 0)) if value.ndim == 4 else value
 
 

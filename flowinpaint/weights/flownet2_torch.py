@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flowinpaint.weights.deepfill_v2_torch import mismatch_summary
+from flowinpaint.weights.deepfill_v2_torch import float32_tensor, mismatch_summary
 
 
 class ConversionError(ValueError):
@@ -128,13 +128,8 @@ def convert(obj: Any, *, consume: bool = False) -> tuple[str, dict[str, Any]]:
                             f"{_torch_shape(shapes[path], layer)}")
   params: dict[str, Any] = {}
   for name, path in expected.items():
-    value = np.asarray(sd.pop(name) if consume else sd[name])
+    value = float32_tensor(name, sd.pop(name) if consume else sd[name])
     layer = path[1]
-    if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
-      raise ConversionError(f"{name} has dtype {value.dtype}, expected floating point")
-    value = value.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(value)):
-      raise ConversionError(f"{name} holds NaN or infinite values")
     node = params
     for key in path[:-1]:
       node = node.setdefault(key, {})

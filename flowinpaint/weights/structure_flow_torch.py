@@ -36,7 +36,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from flowinpaint.weights.deepfill_v2_torch import ConversionError, mismatch_summary
+from flowinpaint.weights.deepfill_v2_torch import ConversionError, float32_tensor, mismatch_summary
 
 S_GEN, F_GEN = 's_gen', 'f_gen'
 
@@ -234,13 +234,9 @@ def convert_generators(s_gen: Mapping[str, Any], f_gen: Mapping[str, Any]
       raise ConversionError(f'{file}: not a StructureFlow {what[file]} state dict as '
                             f'released: {mismatch_summary(missing, unexpected)} tensor names')
     for name, shape in expected[file].items():
-      value = np.asarray(dicts[file][name])
-      if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == 'bfloat16'):
-        raise ConversionError(f'{file}: {name} has dtype {value.dtype}, expected floating point')
+      value = float32_tensor(f'{file}: {name}', dicts[file][name])
       if value.shape != shape:
         raise ConversionError(f'{file}: {name} has shape {value.shape}, expected {shape}')
-      if not np.all(np.isfinite(value.astype(np.float32))):
-        raise ConversionError(f'{file}: {name} holds NaN or infinite values')
 
   params: dict[str, Any] = {}
   for path in flax_shapes(**sizes):

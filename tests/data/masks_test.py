@@ -206,6 +206,11 @@ class TestConverters:
     np.testing.assert_array_equal(masks.from_valid_mask(np.array([[True, False]])), [[0, 1]])
     np.testing.assert_array_equal(masks.from_valid_mask(masks.from_valid_mask(valid)), valid)
 
+  def test_disk_is_scikit_images(self):
+    for r in (0, 1, 2, 5, 16, 32):
+      np.testing.assert_array_equal(masks.disk(r), morphology.disk(r))
+      assert masks.disk(r).dtype == np.uint8
+
   def test_dilate_point_is_disc(self):
     m = np.zeros((41, 41), np.float32)
     m[20, 20] = 1

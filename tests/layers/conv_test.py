@@ -150,3 +150,46 @@ def test_layers_use_it_and_keep_their_gradients(layer, monkeypatch):
   fast, plain = run(fast), run(plain)
   for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+
+
+# (H, W, Ci, Co, kernel, stride, pads): strided, undilated convs, odd sizes, asymmetric pads.
+PHASE_CASES = [
+    (16, 16, 3, 4, 5, 2, ((1, 2), (1, 2))),
+    (15, 18, 2, 3, 3, 2, ((0, 1), (1, 1))),
+    (17, 13, 3, 2, 4, 3, ((2, 0), (1, 3))),
+    (9, 11, 2, 3, 2, 2, ((0, 0), (0, 1))),
+]
+
+
+@pytest.mark.parametrize('case', PHASE_CASES)
+def test_input_grad_phases_equals_lax_transpose(case):
+  h, w, ci, co, k, s, pads = case
+  x, kern = _inputs(h, w, ci, co, k)
+  conv = lambda v: lax.conv_general_dilated(v, kern, (s, s), pads, dimension_numbers=_DN)
+  ct = jax.random.normal(jax.random.key(5), conv(x).shape)
+  (want,) = jax.linear_transpose(conv, x)(ct)
+  assert conv_lib.phases_apply((k, k), (s, s), (1, 1), pads)
+  got = conv_lib.input_grad_phases(ct, kern, (h, w), (s, s), pads)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_phases_apply_only_where_every_phase_has_taps():
+  assert not conv_lib.phases_apply((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))  # Not strided.
+  assert not conv_lib.phases_apply((3, 3), (2, 2), (2, 2), ((2, 2), (2, 2)))  # Dilated.
+  assert not conv_lib.phases_apply((1, 1), (2, 2), (1, 1), ((0, 0), (0, 0)))  # Kernel < stride.
+
+
+def test_wide_strided_conv_takes_the_phase_gradient_on_cpu_only():
+  # The SN-PatchGAN's shape in miniature: 5x5/2 with PHASE_MIN_CHANNELS inputs.
+  ci = conv_lib.PHASE_MIN_CHANNELS
+  x, kern = _inputs(9, 10, ci, 8, 5)
+  grads = lambda fast: lambda x, w: jax.grad(
+      lambda x, w: jnp.sum(_pair(fast, 2, 1, 'SAME')(x, w) ** 2), argnums=(0, 1))(x, w)
+  (dx, dw), (dx_ref, dw_ref) = jax.jit(grads(True))(x, kern), jax.jit(grads(False))(x, kern)
+  np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-4 * float(jnp.max(jnp.abs(dx_ref))))
+  np.testing.assert_allclose(dw, dw_ref, rtol=1e-5, atol=1e-4 * float(jnp.max(jnp.abs(dw_ref))))
+  cpu = _lowered_ops(grads(True), (x, kern), 'cpu')
+  assert cpu['convolution'] == 1 + 4  # The forward conv and one per phase; no dilated one.
+  for platform in ('cuda', 'tpu'):
+    assert _lowered_ops(grads(True), (x, kern), platform) == _lowered_ops(grads(False), (x, kern),
+                                                                          platform)

@@ -117,6 +117,23 @@ def test_bad_state_dicts_are_named(change, message):
     dfc_net_torch.convert_state_dict(sd)
 
 
+def test_half_precision_state_dicts_convert_like_float32():
+  """A state dict saved in bfloat16 or float16 (as the other importers accept) converts to the
+  float32 of the same values; an integer tensor is named."""
+  import ml_dtypes
+  rng = np.random.default_rng(0)
+  sd = {k: rng.normal(size=v.shape).astype(ml_dtypes.bfloat16) for k, v in _table().items()}
+  want = dfc_net_torch.convert_state_dict({k: v.astype(np.float32) for k, v in sd.items()})
+  got = dfc_net_torch.convert_state_dict(sd)
+  for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+    np.testing.assert_array_equal(a, b)
+  sd = {k: v.astype(np.float16) for k, v in sd.items()}
+  sd["conv1.weight"] = sd["conv1.weight"].astype(np.int32)
+  with pytest.raises(dfc_net_torch.ConversionError,
+                     match=re.escape("conv1.weight has dtype int32, expected floating point")):
+    dfc_net_torch.convert_state_dict(sd)
+
+
 def test_other_files_are_recognised(tmp_path, capsys):
   port = {k: np.zeros(s, np.float32) for k, s in dfvi_release.deepfill_shapes().items()}
   with pytest.raises(dfc_net_torch.ConversionError, match="--from deepfill_v1_dfvi_pth"):
