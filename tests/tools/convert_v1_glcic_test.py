@@ -17,15 +17,13 @@ from tests.tools import cli
 from tests.weights import deepfill_v1_release as R
 from tests.weights import glcic_official as G
 from tests.weights import torch7_writer as W
+from tests.tools.photos import gradient_photo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _photo(h, w, seed=0):
-  rng = np.random.default_rng(seed)
-  yy, xx = np.mgrid[0:h, 0:w]
-  base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w)], -1)
-  return np.clip(base + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+  return gradient_photo(h, w, seed, noise=8)
 
 
 def _inpaint_files(tmp_path, h, w):

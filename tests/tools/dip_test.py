@@ -22,18 +22,12 @@ from PIL import Image
 from flowinpaint import evaluate
 from flowinpaint import serve
 from tests.tools import cli
-
-
-def _photo(h, w, seed=0):
-  rng = np.random.default_rng(seed)
-  yy, xx = np.mgrid[0:h, 0:w]
-  base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w)], -1)
-  return np.clip(base + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+from tests.tools.photos import gradient_photo, photo_folder
 
 
 @pytest.mark.slow
 def test_inpaint_dip_odd_size_rgba_and_seed(tmp_path):
-  img = _photo(37, 53)
+  img = gradient_photo(37, 53)
   alpha = np.random.default_rng(1).integers(0, 256, (37, 53), dtype=np.uint8)
   photos = tmp_path / "photos"
   photos.mkdir()
@@ -69,10 +63,7 @@ def test_inpaint_dip_odd_size_rgba_and_seed(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_dip_records_iterations_and_seed(tmp_path):
-  folder = tmp_path / "imgs"
-  folder.mkdir()
-  for i in range(2):
-    Image.fromarray(_photo(40, 48, i)).save(folder / f"{i}.png")
+  folder = photo_folder(tmp_path / "imgs", [(40, 48)] * 2)
   out = tmp_path / "dip.json"
   res = cli.run_module("flowinpaint.evaluate", "--method", "dip", "--iterations", 10, "--seed",
                        1, "--images", folder, "--size", 32, "--output", out, timeout=1200)
@@ -100,7 +91,7 @@ def test_serve_dip_answers_within_the_time_limit_with_a_note():
     conn.request("GET", "/api/info")
     info = json.loads(conn.getresponse().read())
     assert info["model"] == "dip-large_hole" and info["max_seconds"] == 1
-    img = _photo(40, 50)
+    img = gradient_photo(40, 50)
     mask = np.zeros((40, 50), np.uint8)
     mask[10:20, 10:30] = 255
     body, boundary = _multipart({"image": _png(img), "mask": _png(mask)})
@@ -152,7 +143,7 @@ def test_serve_gives_each_request_one_deadline_and_a_note_when_a_fit_stops():
   run = serve._with_deadline(lambda rgb, hole, strategy: fake(rgb, hole), fake, 30.0)
   app = serve.App(run, name="dip-large_hole", max_seconds=30.0, note=serve.fit_note(fake))
   assert app.info()["max_seconds"] == 30.0
-  img, mask = _photo(20, 24), np.zeros((20, 24), np.uint8)
+  img, mask = gradient_photo(20, 24), np.zeros((20, 24), np.uint8)
   mask[5:10, 5:10] = 255
   before = time.perf_counter()
   png = app.run(_png(img), _png(mask), "full")
@@ -183,7 +174,7 @@ class _Counting:
 
 
 def test_evaluate_warms_a_fitting_method_up_without_fitting_an_image():
-  images = np.stack([_photo(16, 16, i) for i in range(3)])
+  images = np.stack([gradient_photo(16, 16, i) for i in range(3)])
   masks = np.zeros((3, 16, 16), np.float32)
   masks[:, 4:8, 4:8] = 1
   counting = _Counting()

@@ -9,6 +9,7 @@ from PIL import Image
 
 from flowinpaint import evaluate, inference
 from tests.tools import cli
+from tests.tools.photos import photo_folder
 
 
 
@@ -68,10 +69,7 @@ def _run(*args):
 
 @pytest.mark.slow
 def test_cli_telea_writes_json(tmp_path):
-  folder = tmp_path / "imgs"
-  folder.mkdir()
-  for i, (h, w) in enumerate([(80, 100), (90, 70), (64, 64)]):
-    Image.fromarray(_photo(h, w, i)).save(folder / f"img{i}.png")
+  folder = photo_folder(tmp_path / "imgs", [(80, 100), (90, 70), (64, 64)], _photo)
   out = tmp_path / "res" / "results.json"
   res = _run("--method", "telea", "--images", folder, "--size", 64, "--output", out)
   assert res.returncode == 0, res.stderr
@@ -96,10 +94,7 @@ def test_cli_telea_writes_json(tmp_path):
 
 @pytest.mark.slow
 def test_cli_patchmatch_records_method_and_seed(tmp_path):
-  folder = tmp_path / "imgs"
-  folder.mkdir()
-  for i in range(2):
-    Image.fromarray(_photo(60, 50, i)).save(folder / f"img{i}.png")
+  folder = photo_folder(tmp_path / "imgs", [(60, 50)] * 2, _photo)
   out = tmp_path / "pm.json"
   res = _run("--method", "patchmatch", "--seed", 4, "--images", folder, "--size", 48,
              "--mask-kind", "box", "--output", out)
@@ -135,10 +130,7 @@ def test_cli_refuses_to_overwrite_an_image(tmp_path):
 def test_cli_saves_structure_and_flow(tmp_path, capsys, structure_flow_checkpoint,
                                       deepfill_checkpoint):
   from flowinpaint import aux_outputs
-  folder = tmp_path / "imgs"
-  folder.mkdir()
-  for i, (h, w) in enumerate([(40, 50), (36, 36)]):
-    Image.fromarray(_photo(h, w, i)).save(folder / f"img{i}.png")
+  folder = photo_folder(tmp_path / "imgs", [(40, 50), (36, 36)], _photo)
   side = tmp_path / "side"
   assert evaluate.main(["--checkpoint", structure_flow_checkpoint, "--images", str(folder),
                         "--size", "32", "--save-structure", str(side), "--save-flow",
@@ -186,10 +178,7 @@ def test_cli_saves_what_it_scored_at_the_checkpoints_training_size(tmp_path, cap
   monkeypatch.setenv(sharding.SPLIT_CPU_ENV, "1")  # Split over the 8 CPU test devices.
   # No --size: the checkpoint's (configs/tiny.py: 32), not 256. --save-images: the images,
   # masks and outputs the numbers come from.
-  folder = tmp_path / "imgs"
-  folder.mkdir()
-  for i, (h, w) in enumerate([(50, 40), (36, 48)]):
-    Image.fromarray(_photo(h, w, i)).save(folder / f"img{i}.png")
+  folder = photo_folder(tmp_path / "imgs", [(50, 40), (36, 48)], _photo)
   saved, out = tmp_path / "saved", tmp_path / "scores.json"
   assert evaluate.main(["--checkpoint", deepfill_checkpoint, "--images", str(folder),
                         "--save-images", str(saved), "--output", str(out)]) == 0

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.tools import cli
+from tests.tools.photos import gradient_photo
 
 pytestmark = pytest.mark.slow
 
@@ -17,10 +18,7 @@ def run(*args, cwd=None):
 
 
 def _photo(h, w, seed=0):
-  rng = np.random.default_rng(seed)
-  yy, xx = np.mgrid[0:h, 0:w]
-  base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w)], -1)
-  return np.clip(base + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+  return gradient_photo(h, w, seed, noise=8)
 
 
 def _mask(h, w, box=None):

@@ -11,19 +11,13 @@ from PIL import Image
 from configs import deepfill_v2
 from configs import deepfill_v2_outpaint
 from tests.tools import cli
+from tests.tools.photos import gradient_photo
 
 REPO = cli.ROOT
 
 
 def run(*args, timeout=600):
   return cli.run_module("flowinpaint.inpaint", *args, cwd=REPO, timeout=timeout)
-
-
-def _photo(h, w, seed=0):
-  rng = np.random.default_rng(seed)
-  yy, xx = np.mgrid[0:h, 0:w]
-  base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w)], -1)
-  return np.clip(base + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 def test_outpaint_config_is_deepfill_v2_with_outpaint_masks():
@@ -42,7 +36,7 @@ def test_outpaint_config_is_deepfill_v2_with_outpaint_masks():
     ("5", (5, 5, 5, 5)),
 ])
 def test_extend_sides_canvas_and_photo_bit_identical(tmp_path, extend, margins):
-  img = _photo(40, 53)
+  img = gradient_photo(40, 53)
   Image.fromarray(img).save(tmp_path / "in.png")
   res = run("--method", "telea", "--image", tmp_path / "in.png", "--extend", extend, "--output",
             tmp_path / "out.png")
@@ -56,7 +50,7 @@ def test_extend_sides_canvas_and_photo_bit_identical(tmp_path, extend, margins):
 
 @pytest.mark.slow
 def test_extend_to_aspect_with_alpha_and_a_mask_in_steps(tmp_path):
-  img = _photo(30, 40)
+  img = gradient_photo(30, 40)
   alpha = np.random.default_rng(2).integers(0, 256, (30, 40), dtype=np.uint8)
   Image.fromarray(np.dstack([img, alpha]), "RGBA").save(tmp_path / "in.png")
   mask = np.zeros((30, 40), np.uint8)
@@ -80,7 +74,7 @@ def test_extend_a_folder_without_masks(tmp_path):
   folder = tmp_path / "photos"
   folder.mkdir()
   for i, (h, w) in enumerate([(20, 30), (25, 25)]):
-    Image.fromarray(_photo(h, w, i)).save(folder / f"p{i}.png")
+    Image.fromarray(gradient_photo(h, w, i)).save(folder / f"p{i}.png")
   res = run("--method", "telea", "--image", folder, "--extend", "10%", "--output",
             tmp_path / "out")
   assert res.returncode == 0, res.stderr
@@ -90,7 +84,7 @@ def test_extend_a_folder_without_masks(tmp_path):
 
 @pytest.mark.slow
 def test_extend_errors(tmp_path):
-  Image.fromarray(_photo(20, 20)).save(tmp_path / "in.png")
+  Image.fromarray(gradient_photo(20, 20)).save(tmp_path / "in.png")
   Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "m.png")
   base = ["--method", "telea", "--image", tmp_path / "in.png", "--output", tmp_path / "o.png"]
   cli.assert_user_error(run(*base), "--mask is required", "--extend")
@@ -123,7 +117,7 @@ def outpaint_run(tmp_path_factory):
 def test_a_model_trained_on_outpaint_masks_extends_through_the_tools(outpaint_run, tmp_path):
   with open(os.path.join(outpaint_run, "config.json")) as f:
     assert "outpaint" in f.read()
-  img = _photo(45, 61)
+  img = gradient_photo(45, 61)
   Image.fromarray(img).save(tmp_path / "in.png")
   res = run("--checkpoint", outpaint_run, "--image", tmp_path / "in.png", "--extend",
             "8,0,30,6", "--output", tmp_path / "out.png", timeout=900)
