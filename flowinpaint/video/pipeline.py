@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowinpaint.data import masks as masks_lib
+from flowinpaint.inference import inpaint_many
 from flowinpaint.video import dfvi_propagation
 from flowinpaint.video.flow import FlowEstimator, inconsistent, make_flow_estimator
 from flowinpaint.video.flow_completion import FlowCompleter, LaplacianFlowCompleter
@@ -387,9 +388,7 @@ def _fill_window(frames: np.ndarray, masks: np.ndarray, forward: np.ndarray,
       keys = [pick_keyframe(remaining)]
     remaining = remaining.copy()
     # A model fills a round's frames together, split over every device.
-    many = getattr(inpainter, "inpaint_many", None)
-    filled = (many([current[k] for k in keys], [remaining[k] for k in keys]) if many else
-              [inpainter(current[k], remaining[k]) for k in keys])
+    filled = inpaint_many(inpainter, [current[k] for k in keys], [remaining[k] for k in keys])
     for k, frame in zip(keys, filled):
       current[k] = frame
       remaining[k] = False
