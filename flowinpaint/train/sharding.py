@@ -104,6 +104,21 @@ class BatchSharded:
     k = self.devices_for(batch)
     return -(-batch // k) * k
 
+  def in_chunks(self, variables, *arrays: np.ndarray, per_device: int) -> np.ndarray:
+    """This function over chunks of `capacity(per_device)` rows (a single-array output): numpy
+    output of all rows. Every chunk has one shape (the last is padded with copies of its last
+    row): one compilation."""
+    n = len(arrays[0])
+    chunk = min(n, self.capacity(per_device))
+    out = []
+    for i in range(0, n, chunk):
+      part = [a[i:i + chunk] for a in arrays]
+      real = len(part[0])
+      if real < chunk:
+        part = [np.concatenate([a, np.repeat(a[-1:], chunk - real, 0)]) for a in part]
+      out.append(self(variables, *part)[:real])
+    return np.concatenate(out)
+
   def _program(self, k: int, num_arrays: int):
     key = (k, num_arrays)
     if key not in self._jitted:

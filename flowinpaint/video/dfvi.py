@@ -218,14 +218,12 @@ class DFVICompleter:
     """Stage k on the inputs `make(item)` [h, w, C], built a batch at a time (a window at the
     refinement sizes is ~100 MB) and run `batch_size` per device on every local device
     (BatchSharded.capacity: `batch_size` in all on CPU devices)."""
-    from flowinpaint.video.learned import _in_chunks
-
     out = []
     chunk = self._apply[k].capacity(self.batch_size)
     for i in range(0, len(items), chunk):
       x = np.stack([make(item) for item in items[i:i + chunk]])
-      out.extend(_in_chunks(self._apply[k], self.bundles[k].variables, x,
-                            per_device=self.batch_size))
+      out.extend(self._apply[k].in_chunks(self.bundles[k].variables, x,
+                                          per_device=self.batch_size))
     return out
 
   def _stage1(self, flows: list[np.ndarray], masks: list[np.ndarray], size) -> list[np.ndarray]:

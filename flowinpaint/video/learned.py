@@ -31,22 +31,6 @@ def _load(path: str, model: str):
   return bundle
 
 
-def _in_chunks(run, variables, *arrays: np.ndarray, per_device: int) -> np.ndarray:
-  """`run` (a train.sharding.BatchSharded) over chunks of `per_device` rows per device, on every
-  device (`per_device` in all on CPU devices: BatchSharded.capacity): numpy output of all rows.
-  Every chunk has one shape (the last is padded with copies of its last row): one compilation."""
-  n = len(arrays[0])
-  chunk = min(n, run.capacity(per_device))
-  out = []
-  for i in range(0, n, chunk):
-    part = [a[i:i + chunk] for a in arrays]
-    real = len(part[0])
-    if real < chunk:
-      part = [np.concatenate([a, np.repeat(a[-1:], chunk - real, 0)]) for a in part]
-    out.append(run(variables, *part)[:real])
-  return np.concatenate(out)
-
-
 def _pad(x: np.ndarray, multiple: int) -> np.ndarray:
   """Edge-pads [N, H, W, C] at the bottom/right to multiples of `multiple`."""
   h, w = x.shape[1:3]
@@ -91,8 +75,8 @@ class LearnedFlowEstimator:
   def pairs(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Flows from `first` [N,H,W,3] uint8 to `second`: float32 [N,H,W,2]."""
     x = np.concatenate([first, second], axis=-1).astype(np.float32) / 127.5 - 1.0
-    return _in_chunks(self._apply, self.variables, x,
-                      per_device=self.batch_size).astype(np.float32)
+    return self._apply.in_chunks(self.variables, x,
+                                 per_device=self.batch_size).astype(np.float32)
 
   def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     frames = np.asarray(frames)
@@ -175,8 +159,8 @@ class DFCNetCompleter:
     for start in range(0, len(todo), chunk):  # Chunks: the inputs of all flows would be large.
       idx = todo[start:start + chunk]
       x = _pad(np.stack([sample(c) for c in idx]), self.multiple)
-      pred = _in_chunks(self._apply, self.variables, x, _pad(hff[idx], self.multiple),
-                        per_device=self.batch_size)[:, :h, :w]
+      pred = self._apply.in_chunks(self.variables, x, _pad(hff[idx], self.multiple),
+                                   per_device=self.batch_size)[:, :h, :w]
       out[idx] = np.where(hff[idx] > 0, pred, fwd[idx])
     return out
 
@@ -228,4 +212,4 @@ class PersonSegmenter:
     frames = np.asarray(frames)
     if not len(frames):
       return np.zeros(frames.shape[:3], bool)
-    return _in_chunks(self._apply, self.variables, frames, per_device=self.batch_size)
+    return self._apply.in_chunks(self.variables, frames, per_device=self.batch_size)
