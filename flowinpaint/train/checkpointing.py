@@ -19,6 +19,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from flowinpaint.errors import UserError
+from flowinpaint.train import multihost
 
 PyTree = Any
 _ITEMS = ("generator", "train", "metadata")
@@ -29,7 +30,7 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
     self.directory = os.path.abspath(directory)
-    if jax.process_count() > 1:
+    if multihost.is_multiprocess():
       _use_coordination_barriers()
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(keep),

@@ -139,7 +139,7 @@ class _StopRequest:
   def __init__(self):
     self.requested = False
     self._previous = None
-    self._shared = jax.process_count() > 1
+    self._shared = multihost.is_multiprocess()
 
   def __enter__(self):
     if self._shared:
