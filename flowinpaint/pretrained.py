@@ -51,6 +51,16 @@ class File:
   sha256: Optional[str] = None  # as published by the authors (or a mirror's catalogue.json)
   url: Optional[str] = None  # a direct download address, where the authors give one
   optional: bool = False  # e.g. TF's `checkpoint` text file, which the converter can do without
+  subfolders: tuple[str, ...] = ()  # where else in the release folder the authors' layout puts it
+
+
+def find(folder: str, f: File) -> Optional[str]:
+  """The path of `f` in the release folder (or one of its subfolders), None if absent."""
+  for sub in ("",) + tuple(f.subfolders):
+    path = os.path.join(folder, sub, f.name)
+    if os.path.isfile(path):
+      return path
+  return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +92,9 @@ _FLOWNET2 = ("https://github.com/NVIDIA/flownet2-pytorch (README: 'Converted Caf
 _DFVI = ("https://github.com/nbei/Deep-Flow-Guided-Video-Inpainting (README: 'Testing', Google "
          "Drive / Baidu)")
 _NC = "CC BY-NC 4.0 (non-commercial)"
+# The DFVI release is several networks that `remove --preset` reads from its folder, converting
+# each file on first use (flowinpaint.video.dfvi), not one checkpoint.
+DFVI_CONVERTER = "dfvi_folder"
 
 
 def _tf_release(name: str, system: str, dataset: str, converter: str, page: str) -> Release:
@@ -111,6 +124,21 @@ def _structure_flow(name: str, dataset: str) -> Release:
                  "see the authors' repository (research use)")
 
 
+def _dfvi() -> Release:
+  from flowinpaint.video import dfvi  # Its file list, names and layout: one place.
+  return Release(
+      "dfvi", "DFVI (FlowNet 2.0 + DFC-Net + DeepFill v1)",
+      "FlyingChairs/Things (flow), DAVIS + YouTube-VOS (completion), ImageNet (fill)",
+      DFVI_CONVERTER,
+      tuple(File(w.name, optional=key == "movie", subfolders=w.subfolders)
+            for key, w in dfvi.FILES.items()), _DFVI,
+      "MIT (the authors' repository); FlowNet 2.0's weights: research use (see "
+      "NVIDIA/flownet2-pytorch)",
+      notes="a video system: python -m flowinpaint.remove --preset dfvi (or dfvi-movie, which "
+      "needs resnet101_movie.pth) reads this folder; each file is converted on first use into "
+      "converted/<file name>/")
+
+
 BUILTIN: tuple[Release, ...] = (
     _tf_release("deepfill_v2_places2", "DeepFill v2", "Places2", "deepfill_v2_tf", _DFV2),
     _tf_release("deepfill_v2_celebahq", "DeepFill v2", "CelebA-HQ", "deepfill_v2_tf", _DFV2),
@@ -134,6 +162,7 @@ BUILTIN: tuple[Release, ...] = (
     _edge_connect("edge_connect_places2", "Places2"),
     _edge_connect("edge_connect_celeba", "CelebA"),
     _edge_connect("edge_connect_psv", "Paris StreetView"),
+    _dfvi(),
     Release("flownet2", "FlowNet 2.0", "FlyingChairs + FlyingThings3D", "flownet2_pth",
             (File("FlowNet2_checkpoint.pth.tar"),), _FLOWNET2,
             "see NVIDIA/flownet2-pytorch (code Apache-2.0; weights converted from the Caffe "
@@ -198,8 +227,7 @@ def sha256_of(path: str) -> str:
 
 
 def missing_files(release: Release, folder: str) -> list[File]:
-  return [f for f in release.files
-          if not f.optional and not os.path.isfile(os.path.join(folder, f.name))]
+  return [f for f in release.files if not f.optional and find(folder, f) is None]
 
 
 def download(release: Release, folder: str, *, quiet: bool = False) -> list[str]:
@@ -212,7 +240,7 @@ def download(release: Release, folder: str, *, quiet: bool = False) -> list[str]
   fetched = []
   for f in release.files:
     target = os.path.join(folder, f.name)
-    if os.path.isfile(target) or (f.optional and not f.url):
+    if find(folder, f) or (f.optional and not f.url):
       continue
     if not f.url:
       raise UserError(f"{release.name}: {f.name} has no direct download address (the authors "
@@ -263,8 +291,8 @@ def _remove(path: str) -> None:
 def _fingerprint(release: Release, folder: str) -> dict[str, Any]:
   files = {}
   for f in release.files:
-    path = os.path.join(folder, f.name)
-    if os.path.isfile(path):
+    path = find(folder, f)
+    if path:
       st = os.stat(path)
       files[f.name] = [st.st_size, st.st_mtime_ns]
   return {"release": release.name, "converter": release.converter, "variant": release.variant,
@@ -281,8 +309,8 @@ def _missing_error(release: Release, folder: str, missing: list[File]) -> UserEr
 
 def _check_sha256(release: Release, folder: str) -> None:
   for f in release.files:
-    path = os.path.join(folder, f.name)
-    if f.sha256 and os.path.isfile(path) and sha256_of(path) != f.sha256.lower():
+    path = find(folder, f)
+    if f.sha256 and path and sha256_of(path) != f.sha256.lower():
       raise UserError(f"{path} is not the published {release.name} file (its sha256 differs "
                       f"from {f.sha256}); replace it with the authors' file from {release.page}")
 
@@ -313,6 +341,10 @@ def resolve(name: str, *, weights: Optional[str] = None, download_missing: bool 
     except (OSError, ValueError):
       pass  # A damaged record: convert again.
   _check_sha256(release, folder)
+  if release.converter == DFVI_CONVERTER:
+    from flowinpaint.video import dfvi
+    dfvi.convert_all(folder, log=(lambda m: None) if quiet else None)
+    return folder
   _convert(release, folder, converted, fingerprint, quiet=quiet)
   return converted
 
@@ -362,6 +394,9 @@ def resolve_args(args: argparse.Namespace, attribute: str = "checkpoint") -> Non
   (converted now if needed, downloaded first with --download). No-op without --pretrained."""
   name = getattr(args, "pretrained", None)
   if name:
+    if get(name, weights_dir(args.weights_dir)).converter == DFVI_CONVERTER:
+      raise UserError(f"{name} is a video system, not an image inpainter: run python -m "
+                      f"flowinpaint.remove --preset dfvi (it reads {name}'s weights folder)")
     setattr(args, attribute, resolve(name, weights=args.weights_dir,
                                       download_missing=args.download))
 

@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="Deep Flow-Guided Video Inpainting as its authors ran it, from their "
                  "weight files in --weights DIR (sets the flow, completion, fill and "
                  "propagation; see below)")
-  p.add_argument("--weights", metavar="DIR", help="the folder of the authors' files (--preset)")
+  p.add_argument("--weights", metavar="DIR",
+                 help="the folder of the authors' files (--preset; default: the weights "
+                 "folder's dfvi/, see --weights-dir)")
   p.add_argument("--th-warp", type=float, metavar="PX",
                  help="--preset: DFVI's forward-backward threshold in pixels (default 40, as "
                  "their video_inpaint.py; their README suggests 3 for fixed regions)")
@@ -194,8 +196,12 @@ def _check_preset_flags(args) -> None:
   """--preset sets the parts itself; its own knobs need it."""
   if args.preset:
     if not args.weights:
-      raise UserError(f"--preset {args.preset} needs --weights DIR, the folder of the authors' "
-                      "files (see --help)")
+      # The weights folder's release folder, as `python -m flowinpaint.pretrained` lists it.
+      args.weights = os.path.join(pretrained.weights_dir(args.weights_dir), "dfvi")
+      if not os.path.isdir(args.weights):
+        raise UserError(f"--preset {args.preset} needs the authors' files: in --weights DIR, "
+                        f"else in {args.weights} (not found; python -m flowinpaint.pretrained "
+                        "--where dfvi says where they are published)")
     given = [flag for flag, value in (("--flow", args.flow), ("--flow-completion",
                                                               args.flow_completion),
                                       ("--fill-method", args.fill_method),

@@ -183,3 +183,29 @@ def test_listing_cli(tmp_path, capsys):
   assert "glcic_places2" in out and "downloadable" in out and str(tmp_path) in out
   assert pretrained.main(["--weights-dir", str(tmp_path), "--check", "glcic_celeba"]) == 2
   assert "completionnet_celeba.t7" in capsys.readouterr().err
+
+
+def test_dfvi_release_lists_the_presets_files_in_the_authors_layout(tmp_path, capsys):
+  from flowinpaint.video import dfvi
+  release = pretrained.get("dfvi", str(tmp_path))
+  assert [f.name for f in release.files] == [w.name for w in dfvi.FILES.values()]
+  assert [f.name for f in release.files if f.optional] == ["resnet101_movie.pth"]
+  folder = tmp_path / "dfvi"
+  # The authors' layout: the DAVIS stages in DAVIS_model/, the rest at the top.
+  (folder / "DAVIS_model").mkdir(parents=True)
+  for name in ("FlowNet2_checkpoint.pth.tar", "resnet50_stage1.pth", "imagenet_deepfill.pth",
+               "DAVIS_model/davis_stage2.pth"):
+    (folder / name).write_bytes(b"x")
+  assert [f.name for f in pretrained.missing_files(release, str(folder))] == ["davis_stage3.pth"]
+  (folder / "DAVIS_model" / "davis_stage3.pth").write_bytes(b"x")
+  assert pretrained.missing_files(release, str(folder)) == []
+  assert pretrained.main(["--weights-dir", str(tmp_path)]) == 0
+  row = [l for l in capsys.readouterr().out.splitlines() if l.startswith("dfvi ")]
+  assert len(row) == 1 and "files present" in row[0], row
+
+
+def test_dfvi_is_not_an_image_inpainter(tmp_path):
+  import argparse
+  args = argparse.Namespace(pretrained="dfvi", weights_dir=str(tmp_path), download=False)
+  with pytest.raises(UserError, match="video system.*flowinpaint.remove --preset dfvi"):
+    pretrained.resolve_args(args)

@@ -335,6 +335,20 @@ def converted(weights_dir: str, path: str, fmt: str, log=print) -> str:
   return target
 
 
+def convert_all(weights_dir: str, log=None) -> list[str]:
+  """Converts every file of the release in `weights_dir` that is not converted yet (all of
+  preset dfvi's, and the movie stage where present); returns the checkpoint folders."""
+  log = log or (lambda message: print(message, file=sys.stderr))
+  flow, stages, fill = PRESETS["dfvi"]
+  keys = [flow, *stages, fill]
+  found = list(zip(keys, locate(weights_dir, [FILES[k] for k in keys])))
+  try:
+    found += [("movie", locate(weights_dir, [FILES["movie"]])[0])]
+  except UserError:
+    pass  # Optional: only --preset dfvi-movie needs it.
+  return [converted(weights_dir, path, FILES[k].fmt, log) for k, path in found]
+
+
 def segmentation_weights(weights_dir: str) -> str:
   """torchvision's person-segmentation file in `weights_dir` (for --segment person)."""
   for name in SEGMENTATION_FILES:

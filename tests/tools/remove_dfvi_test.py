@@ -54,7 +54,9 @@ def _error(capsys):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--preset", "dfvi"], ["--preset dfvi needs --weights DIR"]),
+    (["--preset", "dfvi", "--weights-dir", "{w}"],
+     ["--preset dfvi needs the authors' files: in --weights DIR, else in {w}/dfvi (not found",
+      "flowinpaint.pretrained --where dfvi"]),
     (["--preset", "dfvi", "--weights", "{w}", "--flow", "dis", "--fill-method", "telea"],
      ["leave out --flow, --fill-method"]),
     (["--th-warp", "3"], ["--th-warp go with --preset dfvi"]),
@@ -75,6 +77,7 @@ def test_preset_errors_are_one_line(clip_dir, capsys, args, fragments):
   assert _main(clip_dir, "--masks", clip_dir / "masks", *args) == 2
   line = _error(capsys)
   for f in fragments:
+    f = f.replace("{w}", str(clip_dir / "weights"))
     assert f in line, (f, line)
   assert not (clip_dir / "out").exists()
 
@@ -111,11 +114,11 @@ def _authors_files(folder):
 @pytest.mark.slow
 def test_preset_dfvi_end_to_end_from_the_authors_files(tmp_path):
   frames, masks = _clip(tmp_path)
-  weights = tmp_path / "weights"
-  weights.mkdir()
+  weights = tmp_path / "weights" / "dfvi"  # The default: the weights folder's dfvi/.
+  weights.mkdir(parents=True)
   _authors_files(weights)
   res = cli.run_module("flowinpaint.remove", "--video", tmp_path / "frames", "--masks",
-                       tmp_path / "masks", "--preset", "dfvi", "--weights", weights,
+                       tmp_path / "masks", "--preset", "dfvi", "--weights-dir", weights.parent,
                        "--dfc-sizes", "96x48,128x64", "--th-warp", "40", "--output",
                        tmp_path / "out", "--quiet", timeout=3000)
   assert res.returncode == 0, res.stderr[-3000:]
@@ -123,6 +126,13 @@ def test_preset_dfvi_end_to_end_from_the_authors_files(tmp_path):
                "davis_stage3.pth", "imagenet_deepfill.pth"):
     assert os.path.isfile(weights / "converted" / name / "config.json"), name
     assert f"{name} (first use)" in res.stderr
+  # The catalogue sees the converted release and converts nothing again.
+  from flowinpaint import pretrained
+  stamps = lambda: {n: os.stat(weights / "converted" / n / "config.json").st_mtime_ns
+                    for n in os.listdir(weights / "converted")}
+  before = stamps()
+  assert pretrained.resolve("dfvi", weights=str(weights.parent), quiet=True) == str(weights)
+  assert stamps() == before and len(before) == 5
   names = vio.list_images(str(tmp_path / "out"))
   assert [os.path.basename(n) for n in names] == [f"{k:05d}.png" for k in range(len(frames))]
   out = np.stack([vio.read_image(n) for n in names])
