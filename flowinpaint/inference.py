@@ -105,11 +105,12 @@ class PatchMatchInpainter:
   def __init__(self, *, seed: int = 0, patch_size: Optional[int] = None,
                levels: Optional[int] = None, iterations: Optional[int] = None,
                pm_iterations: Optional[int] = None, search_radius: Optional[int] = None,
-               max_batch: int = 8):
+               guide_weight: Optional[float] = None, max_batch: int = 8):
     from flowinpaint.classical import patchmatch  # Lazy: imports JAX.
     self._patchmatch = patchmatch
     options = dict(patch_size=patch_size, levels=levels, iterations=iterations,
-                   pm_iterations=pm_iterations, search_radius=search_radius)
+                   pm_iterations=pm_iterations, search_radius=search_radius,
+                   guide_weight=guide_weight)
     self.options = {k: v for k, v in options.items() if v is not None}
     self.options["seed"] = int(seed)
     try:

@@ -27,7 +27,12 @@ Patch distance: a p x p patch is described by the means of a 3x3 grid of boxes t
 (3x3 boxes two pixels apart for p = 7), 9 C numbers; the squared distance of descriptors is the
 SSD of the block-averaged patches. The descriptors of every pixel cost one box blur, and a
 candidate costs one gather of 9 C numbers per target instead of p^2 C. An exact copy is at
-distance 0, so exact copies are still found (see nearest_neighbour_field).
+distance 0, so exact copies are still found (see nearest_neighbour_field). `inpaint` adds a
+guide term: guide_weight * confidence * |source patch mean - guide patch mean at the target|^2,
+the guide being OpenCV's Telea fill (downsampled like the image). Plain PatchMatch copies
+whatever texture fits best, and in the project's evaluation photos that was often a wrong object
+(a white cup rim into the wood above it: -3 dB against Telea on that photo); the smooth fill knows
+the colours near the hole's edge, and the confidence fades the term deep inside wide holes.
 
 Work is done on lists of target and hole pixels (padded to a few lengths so that compiled
 functions are reused), not on the whole image, so the cost follows the size of the hole; one
@@ -50,6 +55,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flowinpaint.classical.opencv import inpaint_opencv
+
 Array = jax.Array
 
 # Defaults (see `inpaint`).
@@ -69,6 +76,8 @@ _GAMMA = 1.3
 # Below this many fully known source patches a level also accepts patches whose centre pixel is
 # known (their hole part holds the current fill): tiny images and huge holes still work.
 _MIN_SOURCES = 16
+# Weight of the guide term (see `inpaint`; measured in experiments/patchmatch/README.md).
+GUIDE_WEIGHT = 16.0
 
 
 def auto_levels(height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
@@ -83,7 +92,7 @@ def auto_levels(height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
 def inpaint(images: np.ndarray, holes: np.ndarray, *, patch_size: int = PATCH_SIZE,
             levels: Optional[int] = None, iterations: int = ITERATIONS,
             pm_iterations: int = PM_ITERATIONS, search_radius: int = SEARCH_RADIUS,
-            seed: int = 0) -> np.ndarray:
+            guide_weight: float = GUIDE_WEIGHT, seed: int = 0) -> np.ndarray:
   """Fills `holes` of `images` with patches from the rest of each image.
 
   Args:
@@ -97,6 +106,12 @@ def inpaint(images: np.ndarray, holes: np.ndarray, *, patch_size: int = PATCH_SI
     pm_iterations: PatchMatch rounds (propagation + random search) per EM round (default 2).
     search_radius: largest random-search radius in pixels of each level (default 16); the
       coarsest level searches the whole of it.
+    guide_weight: weight of the guide term in the patch distance (default 16; 0: plain
+      PatchMatch). A source patch also pays guide_weight * confidence times the squared
+      distance of its mean colour to the mean of OpenCV's Telea fill at the target, where
+      confidence = 1.3^-(distance to the known part): near the edge of the hole the smooth fill
+      keeps the copied patches' colours right (fewer wrong objects copied into thin strokes),
+      deep inside wide holes texture decides.
     seed: the result is a deterministic function of the inputs and the seed.
 
   Returns:
@@ -120,7 +135,8 @@ def inpaint(images: np.ndarray, holes: np.ndarray, *, patch_size: int = PATCH_SI
     raise ValueError(f"images [N,H,W,C] and holes [N,H,W] must match, got {images.shape} and "
                      f"{holes.shape}")
   check_options(patch_size=patch_size, levels=levels, iterations=iterations,
-                pm_iterations=pm_iterations, search_radius=search_radius, seed=seed)
+                pm_iterations=pm_iterations, search_radius=search_radius,
+                guide_weight=guide_weight, seed=seed)
   n, h, w, _ = x.shape
   full = m.reshape(n, -1).all(axis=1)
   if full.any():
@@ -132,7 +148,8 @@ def inpaint(images: np.ndarray, holes: np.ndarray, *, patch_size: int = PATCH_SI
   if todo.size:
     filled = _complete(x[todo], m[todo], patch_size=patch_size,
                        levels=levels or auto_levels(h, w, patch_size), iterations=iterations,
-                       pm_iterations=pm_iterations, search_radius=search_radius, seed=seed)
+                       pm_iterations=pm_iterations, search_radius=search_radius,
+                       guide_weight=guide_weight, seed=seed)
     out[todo] = np.where(m[todo][..., None], filled, x[todo])
   if drop_batch:
     out = out[0]
@@ -174,7 +191,7 @@ def nearest_neighbour_field(image: np.ndarray, hole: np.ndarray, *,
   _, field = _solve_level(
       jnp.asarray(x[None], jnp.float32) / 255.0, jnp.asarray(hole[None]), jnp.asarray(targets),
       jnp.asarray(inside), jnp.ones(hole[None].shape, jnp.float32), None, None,
-      np.uint32(seed % (1 << 32)), np.uint32(0),
+      np.uint32(seed % (1 << 32)), np.uint32(0), None,
       patch=patch_size, iterations=1, pm_iterations=iterations,
       search_radius=search_radius or max(h, w), match_only=True)
   field = np.asarray(field[0])
@@ -183,7 +200,8 @@ def nearest_neighbour_field(image: np.ndarray, hole: np.ndarray, *,
 
 def check_options(*, patch_size: int = PATCH_SIZE, levels: Optional[int] = None,
                   iterations: int = ITERATIONS, pm_iterations: int = PM_ITERATIONS,
-                  search_radius: int = SEARCH_RADIUS, seed: int = 0) -> None:
+                  search_radius: int = SEARCH_RADIUS, guide_weight: float = GUIDE_WEIGHT,
+                  seed: int = 0) -> None:
   """Raises ValueError naming the first bad `inpaint` option."""
   def is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -197,6 +215,10 @@ def check_options(*, patch_size: int = PATCH_SIZE, levels: Optional[int] = None,
     raise ValueError(f"pm_iterations must be an integer >= 0, got {pm_iterations!r}")
   if not is_int(search_radius) or search_radius < 1:
     raise ValueError(f"search_radius must be an integer >= 1, got {search_radius!r}")
+  if (not isinstance(guide_weight, (int, float, np.integer, np.floating))
+      or isinstance(guide_weight, bool) or not np.isfinite(guide_weight) or guide_weight < 0):
+    raise ValueError(f"guide_weight must be a finite number >= 0 (0: no guide), got "
+                     f"{guide_weight!r}")
   if not is_int(seed):
     raise ValueError(f"seed must be an integer, got {seed!r}")
 
@@ -257,7 +279,7 @@ def _confidence(hole: np.ndarray) -> np.ndarray:
 
 def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels: int,
               iterations: int, pm_iterations: int, search_radius: int, seed: int,
-              raw: bool = False) -> np.ndarray:
+              guide_weight: float = GUIDE_WEIGHT, raw: bool = False) -> np.ndarray:
   """[N, H, W, C] uint8, [N, H, W] bool (every image has a hole) -> [N, H, W, C] uint8 fill.
 
   raw: return the float32 fill in [0, 1] before rounding (tests compare it bit for bit).
@@ -268,6 +290,10 @@ def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels:
     pyramid.append(_half(pyramid[-1]))
   x = jnp.asarray(images, jnp.float32) / 255.0
   image_levels = _image_pyramid(x, tuple(jnp.asarray(m) for m in pyramid))
+  guide_levels = [None] * levels
+  if guide_weight > 0:
+    guide = jnp.asarray(_telea(images, holes), jnp.float32) / 255.0
+    guide_levels = _image_pyramid(guide, tuple(jnp.zeros_like(jnp.asarray(m)) for m in pyramid))
   fill = nnf = None
   seed_u32 = np.uint32(seed % (1 << 32))
   for level in reversed(range(levels)):
@@ -278,12 +304,26 @@ def _complete(images: np.ndarray, holes: np.ndarray, *, patch_size: int, levels:
     coarsest = level == levels - 1
     fill, nnf = _solve_level(
         image_levels[level], jnp.asarray(hole), jnp.asarray(targets), jnp.asarray(inside),
-        jnp.asarray(confidence), fill, nnf, seed_u32, np.uint32(level), patch=patch_size,
+        jnp.asarray(confidence), fill, nnf, seed_u32, np.uint32(level),
+        guide_levels[level], np.float32(guide_weight),
+        patch=patch_size,
         iterations=iterations, pm_iterations=pm_iterations,
         search_radius=max(h, w) if coarsest else min(search_radius, max(h, w)))
   if raw:
     return np.asarray(fill)
   return np.asarray(jnp.clip(jnp.round(fill * 255.0), 0, 255)).astype(np.uint8)
+
+
+def _telea(images: np.ndarray, holes: np.ndarray) -> np.ndarray:
+  """OpenCV's Telea fill of [N, H, W, C] uint8 (channel by channel unless C is 1 or 3)."""
+  out = np.empty_like(images)
+  for i, (image, hole) in enumerate(zip(images, holes)):
+    if image.shape[-1] in (1, 3):
+      out[i] = inpaint_opencv(image, hole).reshape(image.shape)
+    else:
+      for ch in range(image.shape[-1]):
+        out[i, ..., ch] = inpaint_opencv(image[..., ch], hole)
+  return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +498,8 @@ def _schedule(search_radius: int) -> np.ndarray:
                                              "search_radius", "match_only"))
 def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confidence: Array,
                  prev_fill: Optional[Array], prev_field: Optional[Array], seed: Array,
-                 level: Array, *, patch: int, iterations: int, pm_iterations: int,
+                 level: Array, guide: Optional[Array] = None, guide_weight: Array = 0.0, *,
+                 patch: int, iterations: int, pm_iterations: int,
                  search_radius: int, match_only: bool = False) -> tuple[Array, Array]:
   """One pyramid level for a batch of images.
 
@@ -469,6 +510,8 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
       pixels (see _pixel_lists), padded with H * W.
     prev_fill, prev_field: the next coarser level's result, or None at the coarsest.
     seed, level: uint32 scalars for the random streams.
+    guide, guide_weight: [B, H, W, C] smooth guess of the whole image (or None: no guide
+      term) and the term's weight (see `inpaint`).
     match_only: only search (the hole keeps the pixels of `image`, no voting): the field of
       `pm_iterations` PatchMatch rounds from a random start.
 
@@ -529,7 +572,7 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
 
   def candidate_step(k, carry):
     """Tries schedule row k % per_round for every target; keeps it where it is closer."""
-    nnf, d, field, features, target_features, em = carry
+    nnf, d, field, features, target_features, guide_features, em = carry
     row = schedule[k % per_round]
     dy, dx, radius, uniform = row[0].astype(jnp.int32), row[1].astype(jnp.int32), row[2], row[3]
     stream = (em * 64 + k) * 4 + 1
@@ -547,10 +590,10 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
     candidate = jnp.clip(cy, 0, h - 1) * w + jnp.clip(cx, 0, w - 1)
     candidate = jnp.where(uniform > 0, random_source(stream + 2), candidate)
     allowed = (allowed | (uniform > 0)) & _take(valid_flat, base + candidate)
-    dc = _pairwise_sum((_take(features, base + candidate) - target_features) ** 2)
+    dc = distance(_take(features, base + candidate), target_features, guide_features)
     better = allowed & (dc < d)
     nnf, d = jnp.where(better, candidate, nnf), jnp.where(better, dc, d)
-    return nnf, d, to_field(nnf), features, target_features, em
+    return nnf, d, to_field(nnf), features, target_features, guide_features, em
 
   # Window offsets of a patch, [P, 1, 1] each (P first: see the sum in `vote`).
   du, dv = (a.reshape(-1, 1, 1) for a in np.mgrid[-r:r + 1, -r:r + 1])
@@ -586,12 +629,31 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
     return x.reshape(n * hw, c).at[write_at].set(new.reshape(-1, c), mode="drop").reshape(
         n, h, w, c)
 
+  def patch_mean(f):
+    """[..., 9 C] descriptors -> [..., C] patch means (a fixed-order sum)."""
+    return _pairwise_sum(jnp.moveaxis(f.reshape(*f.shape[:-1], 9, c), -2, -1)) * (1.0 / 9.0)
+
+  # The guide's patch means at the targets, and its weight per target: trusted near the known
+  # part, less deep inside the hole (Wexler's confidence), where a smooth guess knows little.
+  guide_features = (jnp.zeros((n, 1, 1)) if guide is None
+                    else patch_mean(_take(_descriptors(guide, patch), base + t)))
+  guide_weights = guide_weight * _take(confidence.reshape(-1), base + t)
+
+  def distance(source_features, target_features, guide_features):
+    """SSD of the block-averaged patches (+ the guide term: the source's patch mean against the
+    guide's at the target)."""
+    d = _pairwise_sum((source_features - target_features) ** 2)
+    if guide is None:
+      return d
+    return d + guide_weights * _pairwise_sum((patch_mean(source_features) - guide_features) ** 2)
+
   def search(x, nnf, em):
     features = _descriptors(x, patch)
     target_features = _take(features, base + t)
-    d = _pairwise_sum((_take(features, base + nnf) - target_features) ** 2)
-    nnf, d, *_ = jax.lax.fori_loop(0, pm_iterations * per_round, candidate_step,
-                                   (nnf, d, to_field(nnf), features, target_features, em))
+    d = distance(_take(features, base + nnf), target_features, guide_features)
+    nnf, d, *_ = jax.lax.fori_loop(
+        0, pm_iterations * per_round, candidate_step,
+        (nnf, d, to_field(nnf), features, target_features, guide_features, em))
     return nnf, d
 
   if match_only:
