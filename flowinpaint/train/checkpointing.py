@@ -230,8 +230,9 @@ def damage_report(error: Exception, limit: int = 300) -> str:
   Also silences what the failure leaves behind: the restore's other reads still finish, later,
   and hand their results to an asyncio loop that is already closed; each then prints a
   'RuntimeError: Event loop is closed' traceback (through sys.unraisablehook). Reads that
-  failed too and whose task is collected before its loop closes are logged by asyncio as 'Task
-  exception was never retrieved', with a traceback (seen in CI on a truncated file, once).
+  failed too show up, depending on timing, as orbax coroutines' 'Exception ignored in' (also
+  through sys.unraisablehook) or as asyncio's 'Task / Future / _GatheringFuture exception was
+  never retrieved' log records, each with a traceback (all seen on a truncated file).
   """
   _drop_closed_loop_callbacks()
   _drop_unretrieved_task_errors()
@@ -239,27 +240,38 @@ def damage_report(error: Exception, limit: int = 300) -> str:
   return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _is_orphaned_read(unraisable) -> bool:
+  """Whether an unraisable error is one a failed restore leaves behind (see damage_report)."""
+  error = unraisable.exc_value
+  if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+    return True
+  code = getattr(unraisable.object, "cr_code", None)  # A coroutine of orbax's reads.
+  return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+
 def _drop_closed_loop_callbacks() -> None:
-  """Wraps sys.unraisablehook (once) to drop exactly those orphaned callbacks' errors."""
+  """Wraps sys.unraisablehook (once) to drop exactly the orphaned reads' errors."""
   previous = sys.unraisablehook
   if getattr(previous, "drops_closed_loop_callbacks", False):
     return
 
   def hook(unraisable):
-    error = unraisable.exc_value
-    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
-      return
-    previous(unraisable)
+    if not _is_orphaned_read(unraisable):
+      previous(unraisable)
 
   hook.drops_closed_loop_callbacks = True
   sys.unraisablehook = hook
 
 
 class _UnretrievedTaskFilter(logging.Filter):
-  """Drops asyncio's 'Task exception was never retrieved' records (see damage_report)."""
+  """Drops asyncio's records of tasks left behind by a failed restore (see damage_report)."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Task exception was never retrieved")
+    # asyncio's messages: '<Task|Future|_GatheringFuture> exception was never retrieved', and
+    # 'Task was destroyed but it is pending!' (each with the object on the next line).
+    first = record.getMessage().split("\n", 1)[0]
+    return not (first.endswith("exception was never retrieved")
+                or first.startswith("Task was destroyed but it is pending"))
 
 
 def _drop_unretrieved_task_errors() -> None:
