@@ -319,7 +319,7 @@ def _telea(images: np.ndarray, holes: np.ndarray) -> np.ndarray:
   out = np.empty_like(images)
   for i, (image, hole) in enumerate(zip(images, holes)):
     if image.shape[-1] in (1, 3):
-      out[i] = inpaint_opencv(image, hole).reshape(image.shape)
+      out[i] = inpaint_opencv(image, hole)
     else:
       for ch in range(image.shape[-1]):
         out[i, ..., ch] = inpaint_opencv(image[..., ch], hole)
@@ -572,7 +572,7 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
 
   def candidate_step(k, carry):
     """Tries schedule row k % per_round for every target; keeps it where it is closer."""
-    nnf, d, field, features, target_features, guide_features, em = carry
+    nnf, d, field, features, target_features, em = carry
     row = schedule[k % per_round]
     dy, dx, radius, uniform = row[0].astype(jnp.int32), row[1].astype(jnp.int32), row[2], row[3]
     stream = (em * 64 + k) * 4 + 1
@@ -590,10 +590,10 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
     candidate = jnp.clip(cy, 0, h - 1) * w + jnp.clip(cx, 0, w - 1)
     candidate = jnp.where(uniform > 0, random_source(stream + 2), candidate)
     allowed = (allowed | (uniform > 0)) & _take(valid_flat, base + candidate)
-    dc = distance(_take(features, base + candidate), target_features, guide_features)
+    dc = distance(_take(features, base + candidate), target_features)
     better = allowed & (dc < d)
     nnf, d = jnp.where(better, candidate, nnf), jnp.where(better, dc, d)
-    return nnf, d, to_field(nnf), features, target_features, guide_features, em
+    return nnf, d, to_field(nnf), features, target_features, em
 
   # Window offsets of a patch, [P, 1, 1] each (P first: see the sum in `vote`).
   du, dv = (a.reshape(-1, 1, 1) for a in np.mgrid[-r:r + 1, -r:r + 1])
@@ -633,13 +633,13 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
     """[..., 9 C] descriptors -> [..., C] patch means (a fixed-order sum)."""
     return _pairwise_sum(jnp.moveaxis(f.reshape(*f.shape[:-1], 9, c), -2, -1)) * (1.0 / 9.0)
 
-  # The guide's patch means at the targets, and its weight per target: trusted near the known
-  # part, less deep inside the hole (Wexler's confidence), where a smooth guess knows little.
-  guide_features = (jnp.zeros((n, 1, 1)) if guide is None
-                    else patch_mean(_take(_descriptors(guide, patch), base + t)))
-  guide_weights = guide_weight * _take(confidence.reshape(-1), base + t)
+  # The guide's patch means at the targets (fixed for the level), and its weight per target:
+  # trusted near the known part, less deep inside the hole (Wexler's confidence).
+  if guide is not None:
+    guide_features = patch_mean(_take(_descriptors(guide, patch), base + t))
+    guide_weights = guide_weight * _take(confidence.reshape(-1), base + t)
 
-  def distance(source_features, target_features, guide_features):
+  def distance(source_features, target_features):
     """SSD of the block-averaged patches (+ the guide term: the source's patch mean against the
     guide's at the target)."""
     d = _pairwise_sum((source_features - target_features) ** 2)
@@ -650,10 +650,9 @@ def _solve_level(image: Array, hole: Array, targets: Array, inside: Array, confi
   def search(x, nnf, em):
     features = _descriptors(x, patch)
     target_features = _take(features, base + t)
-    d = distance(_take(features, base + nnf), target_features, guide_features)
-    nnf, d, *_ = jax.lax.fori_loop(
-        0, pm_iterations * per_round, candidate_step,
-        (nnf, d, to_field(nnf), features, target_features, guide_features, em))
+    d = distance(_take(features, base + nnf), target_features)
+    nnf, d, *_ = jax.lax.fori_loop(0, pm_iterations * per_round, candidate_step,
+                                   (nnf, d, to_field(nnf), features, target_features, em))
     return nnf, d
 
   if match_only:
