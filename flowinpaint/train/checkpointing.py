@@ -69,6 +69,7 @@ class Checkpointer:
                       "converted weights), not a training state; to fine-tune it, start a new "
                       f"--workdir with --config.init_generator_from={workdir}")
     generator, train = _split_state(abstract_state)
+    _silence_orphaned_reads()
     restored = self._manager.restore(step, args=ocp.args.Composite(
         generator=ocp.args.StandardRestore(generator), train=ocp.args.StandardRestore(train),
         metadata=ocp.args.JsonRestore()))
@@ -212,6 +213,7 @@ def read_step(directory: str, step: Optional[int] = None, *,
         target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
                               saved[item])
         args[item] = ocp.args.StandardRestore(target)
+      _silence_orphaned_reads()
       restored = manager.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore(),
                                                                **args))
     except Exception as e:  # pylint: disable=broad-except
@@ -225,23 +227,13 @@ def read_step(directory: str, step: Optional[int] = None, *,
 
 
 def damage_report(error: Exception, limit: int = 300) -> str:
-  """A failed restore's exception as one short line, for the `error:` line.
-
-  Also silences what the failure leaves behind: the restore's other reads still finish, later,
-  and hand their results to an asyncio loop that is already closed; each then prints a
-  'RuntimeError: Event loop is closed' traceback (through sys.unraisablehook). Reads that
-  failed too show up, depending on timing, as orbax coroutines' 'Exception ignored in' (also
-  through sys.unraisablehook) or as asyncio's 'Task / Future / _GatheringFuture exception was
-  never retrieved' log records, each with a traceback (all seen on a truncated file).
-  """
-  _drop_closed_loop_callbacks()
-  _drop_unretrieved_task_errors()
+  """A failed restore's exception as one short line, for the `error:` line."""
   text = " ".join(str(error).split()) or type(error).__name__
   return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _is_orphaned_read(unraisable) -> bool:
-  """Whether an unraisable error is one a failed restore leaves behind (see damage_report)."""
+  """Whether an unraisable error is one a failed restore leaves behind (_silence_orphaned_reads)."""
   error = unraisable.exc_value
   if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
     return True
@@ -249,22 +241,33 @@ def _is_orphaned_read(unraisable) -> bool:
   return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
 
 
-def _drop_closed_loop_callbacks() -> None:
-  """Wraps sys.unraisablehook (once) to drop exactly the orphaned reads' errors."""
+def _silence_orphaned_reads() -> None:
+  """Drops (from now on) the errors a failed restore leaves behind; called before every restore.
+
+  When one read of a damaged step fails, the restore raises while its other reads still run;
+  they finish later, in threads, and each prints a traceback: 'RuntimeError: Event loop is
+  closed' or an orbax coroutine's 'Exception ignored in' (through sys.unraisablehook), or
+  asyncio's 'Task / Future / _GatheringFuture exception was never retrieved' records (all seen
+  on a truncated file). They can come before the caller has caught the restore's exception, so
+  the hook (installed once) and the asyncio log filter (added once) must be in place first.
+  """
+  logger = logging.getLogger("asyncio")
+  if not any(isinstance(f, _UnretrievedTaskFilter) for f in logger.filters):
+    logger.addFilter(_UnretrievedTaskFilter())
   previous = sys.unraisablehook
-  if getattr(previous, "drops_closed_loop_callbacks", False):
+  if getattr(previous, "drops_orphaned_reads", False):
     return
 
   def hook(unraisable):
     if not _is_orphaned_read(unraisable):
       previous(unraisable)
 
-  hook.drops_closed_loop_callbacks = True
+  hook.drops_orphaned_reads = True
   sys.unraisablehook = hook
 
 
 class _UnretrievedTaskFilter(logging.Filter):
-  """Drops asyncio's records of tasks left behind by a failed restore (see damage_report)."""
+  """Drops asyncio's records of tasks left behind by a failed restore (_silence_orphaned_reads)."""
 
   def filter(self, record: logging.LogRecord) -> bool:
     # asyncio's messages: '<Task|Future|_GatheringFuture> exception was never retrieved', and
@@ -272,13 +275,6 @@ class _UnretrievedTaskFilter(logging.Filter):
     first = record.getMessage().split("\n", 1)[0]
     return not (first.endswith("exception was never retrieved")
                 or first.startswith("Task was destroyed but it is pending"))
-
-
-def _drop_unretrieved_task_errors() -> None:
-  """Adds _UnretrievedTaskFilter to the asyncio logger (once)."""
-  logger = logging.getLogger("asyncio")
-  if not any(isinstance(f, _UnretrievedTaskFilter) for f in logger.filters):
-    logger.addFilter(_UnretrievedTaskFilter())
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
